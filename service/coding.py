@@ -1,0 +1,153 @@
+"""Coding records end to end: decision memory, the model, and the review queue.
+
+The API, the bulk engine and the job runner all code records through :class:`Coder`, so the
+same texts get the same answer whichever door they came in by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.labels import NOT_AN_OFFENCE
+from service.models.policy import AUTO, REJECTED, REVIEW
+from service.models.predictor import Classification, Predictor, Suggestion
+from service.normalize import dedupe_key
+from service.taxonomy import load_taxonomy
+
+SOURCE_MODEL = "model"
+SOURCE_MEMORY = "review_memory"
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    """What the review queue stores for one record routed to review."""
+
+    text: str
+    text_key: str
+    suggestions: list[dict[str, object]]
+    top_code: str | None
+    top_confidence: float | None
+    model_version: str
+    record_id: str | None = None
+    origin: str = "api"
+    batch: str | None = None
+    occurrences: int = 1
+
+
+class ReviewQueue(Protocol):
+    """The part of the review store that coding needs (``service.review.store.ReviewStore``)."""
+
+    def enqueue(self, items: Sequence[ReviewRequest]) -> list[int]:
+        """Persist items durably (committed before returning); their ids in order."""
+        ...
+
+    def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:
+        """Active decision-memory codes by text key."""
+        ...
+
+
+@dataclass
+class CodedRecord:
+    """A classification plus where it came from and its review ticket."""
+
+    result: Classification
+    source: str = SOURCE_MODEL
+    review_id: int | None = None
+    record_id: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Coder:
+    """Applies decision memory first, then the model; queues what goes to review."""
+
+    def __init__(self, predictor: Predictor, queue: ReviewQueue | None = None) -> None:
+        self.predictor = predictor
+        self.queue = queue
+        self.taxonomy = load_taxonomy()
+
+    def code(
+        self,
+        texts: Sequence[str],
+        record_ids: Sequence[str | None] | None = None,
+        top_k: int = 5,
+        min_precision: float | None = None,
+        origin: str = "api",
+        batch: str | None = None,
+        occurrences: Sequence[int] | None = None,
+        queue_review: bool = True,
+    ) -> list[CodedRecord]:
+        """Code ``texts`` in one inference pass; review items are committed before return."""
+        ids = list(record_ids) if record_ids is not None else [None] * len(texts)
+        keys = [dedupe_key(t) for t in texts]
+        memory = self.queue.memory_lookup(sorted(set(keys))) if self.queue else {}
+        model_idx = [i for i, k in enumerate(keys) if k not in memory]
+        model_results = self.predictor.classify(
+            [texts[i] for i in model_idx], top_k=top_k, min_precision=min_precision
+        )
+        out: list[CodedRecord] = [
+            CodedRecord(self._from_memory(memory[k]), SOURCE_MEMORY, record_id=ids[i])
+            if k in memory
+            else CodedRecord(Classification([], None, REVIEW, None, ""), record_id=ids[i])
+            for i, k in enumerate(keys)
+        ]
+        for i, res in zip(model_idx, model_results, strict=True):
+            out[i].result = res
+        if self.queue is not None and queue_review:
+            self._enqueue(texts, keys, out, origin, batch, occurrences)
+        return out
+
+    def _enqueue(
+        self,
+        texts: Sequence[str],
+        keys: list[str],
+        out: list[CodedRecord],
+        origin: str,
+        batch: str | None,
+        occurrences: Sequence[int] | None,
+    ) -> None:
+        pending = [i for i, rec in enumerate(out) if rec.result.status == REVIEW]
+        if not pending or self.queue is None:
+            return
+        requests = []
+        for i in pending:
+            res = out[i].result
+            top = res.suggestions[0] if res.suggestions else None
+            requests.append(
+                ReviewRequest(
+                    text=texts[i],
+                    text_key=keys[i],
+                    suggestions=[suggestion_dict(s) for s in res.suggestions],
+                    top_code=top.code if top else None,
+                    top_confidence=top.confidence if top else None,
+                    model_version=res.model_version,
+                    record_id=out[i].record_id,
+                    origin=origin,
+                    batch=batch,
+                    occurrences=occurrences[i] if occurrences is not None else 1,
+                )
+            )
+        for i, review_id in zip(pending, self.queue.enqueue(requests), strict=True):
+            out[i].review_id = review_id
+
+    def _from_memory(self, code: str) -> Classification:
+        extra: dict[str, object] = {"source": SOURCE_MEMORY}
+        if code == NOT_AN_OFFENCE:
+            return Classification(
+                [], None, REJECTED, NOT_AN_OFFENCE, self.predictor.version, extra=extra
+            )
+        cat = self.taxonomy.get(code)
+        s = Suggestion(cat.code, cat.title, cat.level, self.taxonomy.path(code), 1.0)
+        return Classification([s], s, AUTO, None, self.predictor.version, extra=extra)
+
+
+def suggestion_dict(s: Suggestion) -> dict[str, object]:
+    """JSON-ready suggestion."""
+    return {
+        "code": s.code,
+        "label": s.label,
+        "level": s.level,
+        "path": s.path,
+        "confidence": s.confidence,
+    }

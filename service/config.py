@@ -1,0 +1,67 @@
+"""Settings: the one place that reads the environment (prefix ``ICCS_``).
+
+Every field here is documented in the README's settings table; a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the service, the CLI and the training pipeline."""
+
+    model_config = SettingsConfigDict(env_prefix="ICCS_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(
+        Path("../shared"), description="Reference data: ICCS manual texts and national lists."
+    )
+    registry_dir: Path = Field(Path("model_registry"), description="Model registry folder.")
+    state_dir: Path = Field(
+        Path("state"), description="Where the SQLite database, job files and uploads live."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file in state_dir."
+    )
+    target_precision: float = Field(
+        0.95, ge=0.5, le=0.999, description="Precision that automatic coding must reach."
+    )
+    min_precision_floor: float = Field(
+        0.80, ge=0.5, le=0.999, description="Lowest min_precision a request may ask for."
+    )
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the API listens on.")
+    model_version: str | None = Field(
+        None, description="Serve this registry version instead of the promoted one."
+    )
+    use_int8: bool = Field(True, description="Serve the int8-quantised encoder.")
+    max_text_length: int = Field(2000, ge=1, description="Longest record text accepted.")
+    max_batch_size: int = Field(1000, ge=1, description="Most records in one batch call.")
+    max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(
+        500_000_000, ge=1024, description="Largest file accepted by POST /v1/jobs."
+    )
+    rate_limit_per_minute: int = Field(
+        6000, ge=0, description="Requests per minute per API key (0 disables the limit)."
+    )
+    open_read_routes: bool = Field(
+        False, description="Serve taxonomy and model routes without an API key."
+    )
+    review_lease_seconds: int = Field(
+        600, ge=1, description="How long a claimed review item stays with its reviewer."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under the state directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'iccs.sqlite3').resolve()}"
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now (tests build their own instead)."""
+    return Settings()

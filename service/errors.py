@@ -1,0 +1,123 @@
+"""Typed errors of the core, each with a stable machine-readable code.
+
+Nothing here knows about HTTP: the API maps ``http_status`` onto responses, the CLI prints
+``message``. ``context`` must never carry a full offence text (texts can name people).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ICCSError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    code = "iccs_error"
+    http_status = 500
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context: dict[str, Any] = context
+
+
+class InvalidInput(ICCSError):
+    """Input that is well-formed enough to read but breaks a rule."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class UnknownCode(ICCSError):
+    """A string that is not an ICCS v1.0 code."""
+
+    code = "unknown_code"
+    http_status = 404
+
+
+class InvalidCode(InvalidInput):
+    """A malformed ICCS code string (wrong length, non-digits, missing leading zero)."""
+
+    code = "invalid_code"
+
+
+class TextTooLong(InvalidInput):
+    """A record text above the configured length limit."""
+
+    code = "text_too_long"
+    http_status = 413
+
+
+class BatchTooLarge(InvalidInput):
+    """A batch with more records than allowed."""
+
+    code = "batch_too_large"
+    http_status = 413
+
+
+class ModelNotFound(ICCSError):
+    """No registered model with that version, or no promoted model at all."""
+
+    code = "model_not_found"
+    http_status = 404
+
+
+class ModelNotReady(ICCSError):
+    """The service has no model loaded yet."""
+
+    code = "model_not_ready"
+    http_status = 503
+
+
+class RegistryError(ICCSError):
+    """A registry entry is incomplete or fails a check."""
+
+    code = "registry_error"
+    http_status = 500
+
+
+class ExportCheckFailed(RegistryError):
+    """ONNX parity or quantisation agreement below the bar: the entry is not written."""
+
+    code = "export_check_failed"
+
+
+class FileFormatError(InvalidInput):
+    """A bulk input file that cannot be read as asked (missing column, unknown format)."""
+
+    code = "file_format_error"
+
+
+class NotFound(ICCSError):
+    """A resource (review item, job, key) that does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(ICCSError):
+    """A state change that the current state forbids (item claimed by someone else, decided)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class AuthError(ICCSError):
+    """Missing or unknown API key."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(ICCSError):
+    """A valid key whose role does not allow the action."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimited(ICCSError):
+    """Too many requests for one key in the current window."""
+
+    code = "rate_limited"
+    http_status = 429

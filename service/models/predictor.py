@@ -1,0 +1,185 @@
+"""A loaded model: text in, suggestions with calibrated confidence and a decision out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+
+from service.labels import NOT_AN_OFFENCE
+from service.models.calibration import PrecisionCurve
+from service.models.embedder import OnnxEncoder
+from service.models.hierarchy import HierarchicalClassifier
+from service.models.policy import REJECTED, Decision, Thresholds, decide, unusable_text_reason
+from service.models.registry import Registry
+from service.normalize import Normalizer
+from service.taxonomy import TAXONOMY_VERSION, Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One candidate ICCS code."""
+
+    code: str
+    label: str
+    level: int
+    path: list[str]
+    confidence: float
+
+
+@dataclass
+class Classification:
+    """The model's answer for one record."""
+
+    suggestions: list[Suggestion]
+    assigned: Suggestion | None
+    status: str
+    reason: str | None
+    model_version: str
+    taxonomy_version: str = TAXONOMY_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FeatureBuilder:
+    """Joins sentence embeddings with character n-gram TF-IDF of the normalised text."""
+
+    def __init__(self, vectorizer: Any | None, embedding_weight: float = 1.0) -> None:
+        self.vectorizer = vectorizer
+        self.embedding_weight = embedding_weight
+
+    def transform(self, normalised: list[str], embeddings: np.ndarray) -> Any:
+        """Feature matrix for the head (sparse when n-grams are used)."""
+        dense = embeddings * self.embedding_weight
+        if self.vectorizer is None:
+            return dense
+        return sp.hstack([sp.csr_matrix(dense), self.vectorizer.transform(normalised)]).tocsr()
+
+
+class Predictor:
+    """Everything needed to classify: normaliser, encoder, head, thresholds."""
+
+    def __init__(
+        self,
+        version: str,
+        normalizer: Normalizer,
+        encoder: OnnxEncoder,
+        features: FeatureBuilder,
+        head: HierarchicalClassifier,
+        curves: dict[int, PrecisionCurve],
+        default_precision: float,
+        taxonomy: Taxonomy | None = None,
+    ) -> None:
+        self.version = version
+        self.normalizer = normalizer
+        self.encoder = encoder
+        self.features = features
+        self.head = head
+        self.thresholds = Thresholds(curves)
+        self.default_precision = default_precision
+        self.taxonomy = taxonomy or load_taxonomy()
+        classes = [str(c) for c in head.classes_]
+        self._offence_cols = np.array([i for i, c in enumerate(classes) if c != NOT_AN_OFFENCE])
+        self._non_offence_col = classes.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in classes else -1
+        self._node_index = {n: i for i, n in enumerate(head.nodes_)}
+
+    @classmethod
+    def load(
+        cls,
+        registry: Registry,
+        version: str | None = None,
+        int8: bool = True,
+        target_precision: float | None = None,
+    ) -> Predictor:
+        """Load a registry entry (the promoted one unless ``version`` is given)."""
+        version = registry.resolve(version)
+        folder = registry.path(version)
+        manifest = registry.manifest(version)
+        bundle = joblib.load(folder / "head.joblib")
+        normalizer = Normalizer.from_files(
+            [folder / "abbreviations.csv"], expand=bool(manifest["config"].get("expand", True))
+        )
+        encoder = OnnxEncoder(folder / "encoder", int8=int8)
+        curves = {
+            int(lvl): PrecisionCurve.from_dict(c)
+            for lvl, c in manifest["calibration"]["curves"].items()
+        }
+        head: HierarchicalClassifier = bundle["head"]
+        head.temperature = float(manifest["calibration"]["temperature"])
+        return cls(
+            version=version,
+            normalizer=normalizer,
+            encoder=encoder,
+            features=FeatureBuilder(bundle["vectorizer"], bundle["embedding_weight"]),
+            head=head,
+            curves=curves,
+            default_precision=target_precision or float(manifest["target_precision"]),
+        )
+
+    def class_probabilities(self, texts: list[str]) -> np.ndarray:
+        """Calibrated probabilities over the head's classes for raw texts."""
+        normalised = [self.normalizer(t) for t in texts]
+        emb = self.encoder.encode(normalised)
+        return self.head.predict_proba(self.features.transform(normalised, emb))
+
+    def classify(
+        self, texts: list[str], top_k: int = 5, min_precision: float | None = None
+    ) -> list[Classification]:
+        """Classify records in one inference pass (identical texts are scored once)."""
+        precision = min_precision or self.default_precision
+        thresholds = self.thresholds.at(precision)
+        results: list[Classification | None] = [None] * len(texts)
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            reason = unusable_text_reason(text)
+            if reason:
+                results[i] = Classification([], None, REJECTED, reason, self.version)
+            else:
+                todo.setdefault(text, []).append(i)
+        if todo:
+            unique = list(todo)
+            proba = self.class_probabilities(unique)
+            nodes = proba @ self.head.node_matrix_
+            for row, text in enumerate(unique):
+                res = self._decide_one(proba[row], nodes[row], top_k, thresholds)
+                for i in todo[text]:
+                    results[i] = res
+        return [r for r in results if r is not None]
+
+    def _decide_one(
+        self, proba: np.ndarray, nodes: np.ndarray, top_k: int, thresholds: dict[int, float]
+    ) -> Classification:
+        non_offence = float(proba[self._non_offence_col]) if self._non_offence_col >= 0 else 0.0
+        order = self._offence_cols[np.argsort(-proba[self._offence_cols], kind="stable")]
+        suggestions = [self._suggestion(str(self.head.classes_[c]), nodes) for c in order[:top_k]]
+        top = suggestions[0].code
+        path_conf = {code: float(nodes[self._node_index[code]]) for code in suggestions[0].path}
+        decision: Decision = decide(top, path_conf, non_offence, thresholds)
+        assigned = None
+        if decision.assigned:
+            assigned = self._suggestion(decision.assigned, nodes)
+        extra = {"non_offence_probability": round(non_offence, 4)}
+        return Classification(
+            suggestions, assigned, decision.status, decision.reason, self.version, extra=extra
+        )
+
+    def _suggestion(self, code: str, nodes: np.ndarray) -> Suggestion:
+        cat = self.taxonomy.get(code)
+        return Suggestion(
+            code=code,
+            label=cat.title,
+            level=cat.level,
+            path=self.taxonomy.path(code),
+            confidence=round(float(nodes[self._node_index[code]]), 4),
+        )
+
+
+def load_predictor(registry_dir: Path, version: str | None = None, **kw: Any) -> Predictor:
+    """Shortcut used by the CLI, the API and the bulk engine."""
+    return Predictor.load(Registry(registry_dir), version, **kw)

@@ -1,0 +1,98 @@
+"""Text normalisation: ONE code path for training and serving.
+
+Agencies write "ASSLT W/DW", "B&E RES NIGHT", "s.18 OAPA 1861". The normaliser lower-cases,
+unifies statute references, expands abbreviations from a data table the user can extend
+per jurisdiction (CSV ``abbreviation,expansion,jurisdiction``), and collapses punctuation.
+A registry entry stores the table it was trained with, so serving expands exactly the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+_STATUTE_MARKERS = re.compile(r"(?:§+|\bsect?\.|\bs\.|\bss\.|\bart\.|\barticle\b|\bsec\b)\s*(?=\d)")
+_SPACES = re.compile(r"\s+")
+# Keep letters, digits and the few marks that carry meaning inside tokens (& in b&e, / in w/dw).
+_PUNCT = re.compile(r"[^\w\s&/]")
+_LONE_MARKS = re.compile(r"(?<!\w)[&/]+(?!\w)|(?<=\s)/|/(?=\s)")
+
+
+def default_abbreviations_path() -> Path:
+    """The abbreviation table shipped with the package."""
+    return Path(str(resources.files("service.data").joinpath("abbreviations.csv")))
+
+
+def read_abbreviations(paths: Iterable[Path]) -> dict[str, str]:
+    """Merge abbreviation tables; later files override earlier ones."""
+    table: dict[str, str] = {}
+    for path in paths:
+        with Path(path).open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                abbr = row["abbreviation"].strip().lower()
+                if abbr:
+                    table[abbr] = row["expansion"].strip().lower()
+    return table
+
+
+class Normalizer:
+    """Callable that turns a raw record text into the form the model sees."""
+
+    def __init__(self, abbreviations: dict[str, str] | None = None, expand: bool = True) -> None:
+        self.abbreviations = dict(abbreviations or {})
+        self.expand = expand and bool(self.abbreviations)
+        if self.expand:
+            # Longest first, so "w/int sell" wins over "w/int" and "w/".
+            keys = sorted(self.abbreviations, key=len, reverse=True)
+            alternation = "|".join(re.escape(k) for k in keys)
+            self._pattern: re.Pattern[str] | None = re.compile(
+                rf"(?<![\w&])(?:{alternation})(?![\w&])"
+            )
+        else:
+            self._pattern = None
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path], expand: bool = True) -> Normalizer:
+        """Build from one or more abbreviation tables."""
+        return cls(read_abbreviations(paths), expand=expand)
+
+    def __call__(self, text: str) -> str:
+        """Normalised text: lower case, statute markers unified, abbreviations expanded."""
+        t = unicodedata.normalize("NFKC", text).lower()
+        t = _STATUTE_MARKERS.sub("section ", t)
+        t = t.replace("\u2019", "'")
+        t = _PUNCT.sub(" ", t)
+        t = _SPACES.sub(" ", t).strip()
+        if self._pattern is not None:
+            t = self._pattern.sub(lambda m: self.abbreviations[m.group(0)], t)
+        t = _LONE_MARKS.sub(" ", t)
+        t = t.replace("/", " / ")
+        return _SPACES.sub(" ", t).strip()
+
+
+@lru_cache(maxsize=1)
+def default_normalizer() -> Normalizer:
+    """Normaliser with the shipped abbreviation table."""
+    return Normalizer.from_files([default_abbreviations_path()])
+
+
+def dedupe_key(text: str) -> str:
+    """Key under which texts count as identical (review memory, bulk dedupe).
+
+    Case, accents of form, punctuation and spacing do not matter; abbreviations do, so two
+    spellings a reviewer might code differently stay apart.
+    """
+    t = unicodedata.normalize("NFKC", text).lower()
+    t = _SPACES.sub(" ", _PUNCT.sub(" ", t)).strip()
+    return hashlib.sha1(t.encode("utf-8")).hexdigest()
+
+
+def text_fingerprint(text: str) -> str:
+    """Short hash for logs: lets operators correlate records without logging the text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

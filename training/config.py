@@ -1,0 +1,79 @@
+"""Training configuration: a YAML file, saved with every model it builds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of ``iccs train``; defaults are the production recipe."""
+
+    name: str = "default"
+    # corpus
+    include_reference: bool = True  # manual, index and crosswalked national lists
+    max_rows_per_code: int | None = None  # quick config: cap the corpus
+    extra_abbreviations: list[str] = field(default_factory=list)  # per-jurisdiction tables
+    expand: bool = True  # abbreviation expansion (ablation switch)
+    # fine-tuning
+    finetune: bool = True
+    finetune_sources: list[str] = field(
+        default_factory=lambda: ["iccs_manual", "iccs_index", "handwritten", "review"]
+    )
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_seq_length: int = 48
+    hard_negatives: bool = True
+    seed: int = 13
+    # head
+    char_ngrams: bool = True
+    ngram_range: tuple[int, int] = (2, 5)
+    max_features: int = 40000
+    embedding_weight: float = 2.0
+    C: float = 10.0
+    max_iter: int = 200
+    # calibration / decision policy
+    target_precision: float = 0.95
+    calibration_groups: list[str] = field(
+        default_factory=lambda: ["us_ncic", "us_ca_doj", "us_ca_police", "us_denver",
+                                 "us_boston", "uk_crown_court", "in_ipc"]
+    )
+    # export
+    int8: bool = True
+    parity_cosine: float = 0.999
+    int8_agreement: float = 0.99
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        """Read a YAML config; unknown keys are an error (typos must not pass silently)."""
+        data: dict[str, Any] = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        if "ngram_range" in data:
+            data["ngram_range"] = tuple(data["ngram_range"])
+        return cls(**data)
+
+    @classmethod
+    def named(cls, name: str) -> TrainConfig:
+        """A config shipped in ``training/configs``."""
+        return cls.load(CONFIG_DIR / f"{name}.yaml")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping (for the manifest and the saved YAML)."""
+        d = asdict(self)
+        d["ngram_range"] = list(self.ngram_range)
+        return d
+
+    def save(self, path: Path) -> None:
+        """Write as YAML."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), "utf-8")

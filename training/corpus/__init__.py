@@ -1,0 +1,1 @@
+"""Assembly of the labelled corpus from the ICCS manual, national lists and own records."""

@@ -1,0 +1,112 @@
+"""Export the fine-tuned encoder to ONNX (fp32 and int8) and refuse what does not match.
+
+The exported graph takes ``input_ids`` and ``attention_mask`` with dynamic batch and
+sequence axes and returns token states; pooling happens in numpy at serving time
+(``service.models.embedder``), the same mean-pool the sentence-transformer uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from service.errors import ExportCheckFailed
+from service.models.embedder import OnnxEncoder
+
+log = logging.getLogger(__name__)
+
+
+class _TokenStates(torch.nn.Module):
+    def __init__(self, transformer: torch.nn.Module) -> None:
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.transformer(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+
+def export_encoder(model, out_dir: Path, int8: bool = True) -> Path:  # type: ignore[no-untyped-def]
+    """Write ``model.onnx`` (and ``model.int8.onnx``), the tokenizer and ``encoder.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    transformer = model[0].auto_model.eval()
+    tokenizer = model.tokenizer
+    sample = tokenizer(["a short one", "a somewhat longer offence description text"],
+                       padding=True, return_tensors="pt")
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        torch.onnx.export(
+            _TokenStates(transformer),
+            (sample["input_ids"], sample["attention_mask"]),
+            str(out_dir / "model.onnx"),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["token_states"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_states": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+    tokenizer.save_pretrained(str(out_dir / "hf_tokenizer"))
+    shutil.copy(out_dir / "hf_tokenizer" / "tokenizer.json", out_dir / "tokenizer.json")
+    shutil.rmtree(out_dir / "hf_tokenizer")
+    meta = {
+        "max_length": int(model.max_seq_length),
+        "dimension": int(model.get_sentence_embedding_dimension()),
+        "pad_id": int(tokenizer.pad_token_id or 0),
+        "pooling": "mean",
+        "normalize": True,
+    }
+    (out_dir / "encoder.json").write_text(json.dumps(meta, indent=2), "utf-8")
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.WARNING)  # the quantiser logs every tensor at INFO on the root
+        try:
+            quantize_dynamic(str(out_dir / "model.onnx"), str(out_dir / "model.int8.onnx"),
+                             weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+    return out_dir
+
+
+def check_parity(model, out_dir: Path, texts: list[str], min_cosine: float) -> float:  # type: ignore[no-untyped-def]
+    """Lowest cosine between PyTorch and ONNX fp32 embeddings on padded mixed-length batches."""
+    onnx = OnnxEncoder(out_dir, int8=False)
+    with torch.no_grad():
+        ref = model.encode(texts, batch_size=32, normalize_embeddings=True,
+                           convert_to_numpy=True, show_progress_bar=False)
+    # Batches of mixed lengths: shuffle so short and long texts share a padded batch.
+    order = np.random.default_rng(0).permutation(len(texts))
+    got = np.empty_like(ref)
+    for start in range(0, len(texts), 16):
+        idx = order[start : start + 16]
+        got[idx] = onnx._encode_batch([texts[i] for i in idx])
+    worst = float(np.min(np.sum(ref * got, axis=1)))
+    log.info("ONNX fp32 parity: min cosine %.6f over %d texts", worst, len(texts))
+    if worst < min_cosine:
+        raise ExportCheckFailed(
+            f"ONNX fp32 embeddings differ from PyTorch (min cosine {worst:.5f} < {min_cosine}).",
+            min_cosine=worst,
+        )
+    return worst
+
+
+def check_int8_agreement(
+    predict_fp32: np.ndarray, predict_int8: np.ndarray, min_agreement: float
+) -> float:
+    """Share of records whose top-1 code is the same with the int8 and the fp32 encoder."""
+    agreement = float(np.mean(predict_fp32 == predict_int8)) if len(predict_fp32) else 1.0
+    log.info("int8 top-1 agreement with fp32: %.4f", agreement)
+    if agreement < min_agreement:
+        raise ExportCheckFailed(
+            f"int8 encoder agrees with fp32 on {agreement:.3%} of top-1 codes (< {min_agreement:.0%}).",
+            agreement=agreement,
+        )
+    return agreement

@@ -1,0 +1,186 @@
+"""Fit the hierarchical head, predict out of fold, calibrate, derive thresholds."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import StratifiedKFold
+
+from service.labels import NOT_AN_OFFENCE
+from service.models.calibration import (
+    PrecisionCurve,
+    expected_calibration_error,
+    fit_temperature,
+)
+from service.models.hierarchy import HierarchicalClassifier, node_aggregation
+from service.models.predictor import FeatureBuilder
+from service.taxonomy import ancestor_at, level_of
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+NA = "NA"  # the non-offence "section" in evaluation
+
+
+def fit_head(
+    texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainConfig
+) -> tuple[FeatureBuilder, HierarchicalClassifier]:
+    """Fit the n-gram vectoriser (optional) and the classifier on normalised texts."""
+    vectorizer = None
+    if cfg.char_ngrams:
+        vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=tuple(cfg.ngram_range),
+            max_features=cfg.max_features, sublinear_tf=True, dtype=np.float32,
+        )
+        vectorizer.fit(texts)
+    features = FeatureBuilder(vectorizer, cfg.embedding_weight)
+    head = HierarchicalClassifier(C=cfg.C, max_iter=cfg.max_iter)
+    head.fit(features.transform(texts, emb), labels)
+    return features, head
+
+
+def fold_assignment(groups: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Fold name per row ("" = always in training).
+
+    With national lists present, each jurisdiction is a fold (leave one source out), so the
+    calibration data are predictions on jurisdictions the head never saw. Without them
+    (quick config) fall back to 3 stratified folds.
+    """
+    folds = np.array([g if g in cfg.calibration_groups else "" for g in groups], dtype=object)
+    if (folds != "").any():
+        return folds
+    counts = {c: n for c, n in zip(*np.unique(labels, return_counts=True), strict=True)}
+    strat = np.array([lab if counts[lab] >= 3 else "_rare" for lab in labels])
+    skf = StratifiedKFold(n_splits=3, shuffle=True, random_state=cfg.seed)
+    out = np.array([""] * len(labels), dtype=object)
+    for k, (_, test) in enumerate(skf.split(np.zeros(len(labels)), strat)):
+        out[test] = f"fold{k}"
+    return out
+
+
+def out_of_fold_logits(
+    texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray,
+    classes: np.ndarray, cfg: TrainConfig,
+) -> np.ndarray:
+    """Logits over ``classes`` for every row in a fold, from a head that never saw its fold.
+
+    Classes absent from a fold's training data get -inf (probability zero).
+    """
+    out = np.full((len(texts), len(classes)), -np.inf)
+    col = {c: i for i, c in enumerate(classes)}
+    for fold in sorted(set(folds) - {""}):
+        test = np.flatnonzero(folds == fold)
+        train = np.flatnonzero(folds != fold)
+        features, head = fit_head([texts[i] for i in train], emb[train], labels[train], cfg)
+        logits = head.decision_function(features.transform([texts[i] for i in test], emb[test]))
+        cols = [col[c] for c in head.classes_]
+        out[np.ix_(test, cols)] = logits
+        log.info("out-of-fold %s: %d rows, trained on %d", fold, len(test), len(train))
+    return out
+
+
+def top_codes(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Predicted label per row: NA when "not an offence" wins at >= 0.5, else the top code."""
+    cls = [str(c) for c in classes]
+    na = cls.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in cls else -1
+    masked = proba.copy()
+    if na >= 0:
+        masked[:, na] = -1.0
+    top = np.array([cls[i] for i in np.argmax(masked, axis=1)], dtype=object)
+    if na >= 0:
+        top[proba[:, na] >= 0.5] = NA
+    return top
+
+
+@dataclass
+class LevelOutcomes:
+    """Per level: confidence of the top code's ancestor and whether it was right."""
+
+    conf: dict[int, np.ndarray]
+    correct: dict[int, np.ndarray]
+
+
+def level_outcomes(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) -> LevelOutcomes:
+    """What auto-coding at each level would give on labelled rows.
+
+    A prediction at level L is right when the truth is at least that deep and shares the
+    ancestor; auto-coding a non-offence is always wrong.
+    """
+    nodes, matrix = node_aggregation(classes)
+    node_idx = {n: i for i, n in enumerate(nodes)}
+    node_p = proba @ matrix
+    top = top_codes(proba, classes)
+    conf: dict[int, list[float]] = {2: [], 3: [], 4: []}
+    correct: dict[int, list[bool]] = {2: [], 3: [], 4: []}
+    for r, (pred, true) in enumerate(zip(top, truth, strict=True)):
+        if pred == NA:
+            continue
+        for lvl in (2, 3, 4):
+            if level_of(pred) < lvl:
+                continue
+            anc = ancestor_at(pred, lvl)
+            conf[lvl].append(float(node_p[r, node_idx[anc]]))
+            ok = true != NOT_AN_OFFENCE and level_of(true) >= lvl and ancestor_at(true, lvl) == anc
+            correct[lvl].append(bool(ok))
+    return LevelOutcomes(
+        {k: np.array(v) for k, v in conf.items()}, {k: np.array(v) for k, v in correct.items()}
+    )
+
+
+def _top1(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    top = top_codes(proba, classes)
+    cls = [str(c) for c in classes]
+    na = cls.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in cls else -1
+    conf = np.where(top == NA, proba[:, na] if na >= 0 else 0.0,
+                    np.max(np.where(np.arange(len(cls)) == na, -1, proba), axis=1))
+    t = np.where(truth == NOT_AN_OFFENCE, NA, truth)
+    return conf, (top == t)
+
+
+def calibrate(
+    logits: np.ndarray, classes: np.ndarray, truth: np.ndarray, folds: np.ndarray,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    """Temperature, precision curves per level, thresholds at the target, ECE before/after.
+
+    ECE after calibration is cross-validated over folds: each fold is scored with the
+    temperature fitted on the other folds, so the reported figure is not in-sample.
+    """
+    rows = np.flatnonzero(folds != "")
+    col = {c: i for i, c in enumerate(classes)}
+    known = np.array([truth[r] in col for r in rows])
+    rows = rows[known]
+    y_idx = np.array([col[truth[r]] for r in rows])
+    lg, tr, fd = logits[rows], truth[rows], folds[rows]
+    temperature = fit_temperature(lg, y_idx)
+    conf_before, ok_before = _top1(softmax(lg, axis=1), classes, tr)
+    cv_conf = np.empty(len(rows))
+    for fold in sorted(set(fd)):
+        inside = fd == fold
+        t_fold = fit_temperature(lg[~inside], y_idx[~inside]) if (~inside).any() else temperature
+        cv_conf[inside], _ = _top1(softmax(lg[inside] / t_fold, axis=1), classes, tr[inside])
+    proba = softmax(lg / temperature, axis=1)
+    outcomes = level_outcomes(proba, classes, tr)
+    curves = {lvl: PrecisionCurve.from_predictions(outcomes.conf[lvl], outcomes.correct[lvl])
+              for lvl in (2, 3, 4) if len(outcomes.conf[lvl])}
+    per_level_ece = {
+        str(lvl): expected_calibration_error(outcomes.conf[lvl], outcomes.correct[lvl])
+        for lvl in curves
+    }
+    result = {
+        "method": "temperature",
+        "temperature": temperature,
+        "rows": int(len(rows)),
+        "ece_top1_before": expected_calibration_error(conf_before, ok_before),
+        "ece_top1_after": expected_calibration_error(cv_conf, ok_before),
+        "ece_per_level_after": per_level_ece,
+        "curves": {str(k): v.to_dict() for k, v in curves.items()},
+        "thresholds": {str(k): v.threshold_for(cfg.target_precision) for k, v in curves.items()},
+    }
+    log.info("calibration: T=%.3f ECE %.4f -> %.4f", temperature, result["ece_top1_before"],
+             result["ece_top1_after"])
+    return result

