@@ -156,7 +156,7 @@ def finetune(
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            if step % 50 == 0 or step == total:
+            if step % 20 == 0 or step == total:
                 log.info("fine-tune step %d/%d loss %.4f (%.0fs)", step, total, loss.item(),
                          time.perf_counter() - started)
     model.eval()
@@ -167,6 +167,6 @@ def finetune(
 
 
 def _embed(model, texts: list[str]) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    features = model.tokenize(texts)
+    features = model.preprocess(texts)
     out = model(features)["sentence_embedding"]
     return F.normalize(out, dim=-1)

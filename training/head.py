@@ -76,7 +76,7 @@ def out_of_fold_logits(
         test = np.flatnonzero(folds == fold)
         train = np.flatnonzero(folds != fold)
         features, head = fit_head([texts[i] for i in train], emb[train], labels[train], cfg)
-        logits = head.decision_function(features.transform([texts[i] for i in test], emb[test]))
+        logits = head.logits(features.transform([texts[i] for i in test], emb[test]))
         cols = [col[c] for c in head.classes_]
         out[np.ix_(test, cols)] = logits
         log.info("out-of-fold %s: %d rows, trained on %d", fold, len(test), len(train))

@@ -82,25 +82,36 @@ class HierarchicalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mi
         )
         self.estimator_.fit(X, y)
         self.classes_ = self.estimator_.classes_
+        self.n_iter_ = self.estimator_.n_iter_
         self.nodes_, self.node_matrix_ = node_aggregation(self.classes_)
         return self
 
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
     def decision_function(self, X: Any) -> np.ndarray:
-        """Logits, one column per class (two classes: still two columns)."""
+        """Scores as scikit-learn defines them (one column for two classes)."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False)
-        scores = self.estimator_.decision_function(X)
-        if scores.ndim == 1:  # binary LR returns one margin; make it a 2-class softmax input
+        return np.asarray(self.estimator_.decision_function(X), dtype=np.float64)
+
+    def logits(self, X: Any) -> np.ndarray:
+        """Softmax inputs, one column per class whatever the number of classes."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:  # binary: one margin m is the softmax of (-m/2, m/2)
             scores = np.column_stack([-scores / 2.0, scores / 2.0])
-        return np.asarray(scores, dtype=np.float64)
+        return scores
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities at the fitted temperature."""
-        return np.asarray(softmax(self.decision_function(X) / self.temperature, axis=1))
+        return np.asarray(softmax(self.logits(X) / self.temperature, axis=1))
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable target node."""
-        return np.asarray(self.classes_[np.argmax(self.decision_function(X), axis=1)])
+        check_is_fitted(self)
+        return np.asarray(self.classes_[np.argmax(self.logits(X), axis=1)])
 
     def node_proba(self, X: Any) -> np.ndarray:
         """Probabilities of every node in ``nodes_`` (consistent: parent = sum of subtree)."""

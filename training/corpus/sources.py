@@ -91,8 +91,14 @@ def _uk(d: Path) -> Iterator[SourceRecord]:
         yield SourceRecord(key, text, hints)
 
 
+# Placeholders some lists carry instead of a text; such rows teach nothing.
+_NO_TEXT = {"", "nan", "none", "as described"}
+
+
 def _ipc(d: Path) -> Iterator[SourceRecord]:
     for r in _rows(d / "in_ipc_sections" / "ipc_sections.csv"):
+        if r["offense"].strip().lower() in _NO_TEXT:
+            continue
         yield SourceRecord(r["section"], r["offense"], {"punishment": r["punishment"]})
 
 

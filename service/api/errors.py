@@ -1,0 +1,135 @@
+"""One error shape for every failure over HTTP: ``{"error", "detail", "status", "context"}``.
+
+The core raises :class:`service.errors.ICCSError`; FastAPI and Starlette raise their own
+validation and HTTP errors; anything else is a bug. All of them leave here in the same shape,
+so clients need one parser. ``context`` never carries request bodies: validation errors keep
+the location and message of each problem but drop the offending input (it may be a text that
+names people).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import ICCSError, RateLimited
+
+log = logging.getLogger(__name__)
+
+# Stable codes for the HTTP errors that Starlette raises itself.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_body(
+    code: str, detail: str, status: int, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON body of an error answer."""
+    return {"error": code, "detail": detail, "status": status, "context": context or {}}
+
+
+def error_response(
+    code: str,
+    detail: str,
+    status: int,
+    context: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A JSON error answer in the one shape."""
+    return JSONResponse(error_body(code, detail, status, context), status, headers=headers)
+
+
+def iccs_error_body(exc: ICCSError) -> dict[str, Any]:
+    """Error body of a core error (also used for per-item errors in a batch)."""
+    return error_body(exc.code, exc.message, exc.http_status, _jsonable(exc.context))
+
+
+def validation_context(errors: Any) -> dict[str, Any]:
+    """Location, message and type of each validation problem, without the input values."""
+    return {
+        "errors": [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+            for e in errors
+        ]
+    }
+
+
+def _jsonable(context: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, str | int | float | bool | None | list | dict) else str(v)
+        for k, v in context.items()
+    }
+
+
+async def _on_iccs_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ICCSError)
+    headers: dict[str, str] = {}
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.context.get("retry_after", 1))
+    return JSONResponse(iccs_error_body(exc), exc.http_status, headers=headers or None)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(
+            "invalid_json", "The request body is not valid JSON.", 422, validation_context(errors)
+        )
+    return error_response(
+        "validation_error",
+        "The request does not match the schema; see context.errors.",
+        422,
+        validation_context(errors),
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, f"http_{status}")
+    if status == 404:
+        detail = f"No route {request.url.path}."
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    elif isinstance(exc.detail, str):
+        detail = exc.detail
+    else:
+        detail = HTTPStatus(status).phrase
+    return error_response(code, detail, status, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log (ServerErrorMiddleware re-raises for the server to log
+    # too); the client gets the shape and the request id to quote, not the internals.
+    request_id = getattr(request.state, "request_id", None)
+    return error_response(
+        "internal_error",
+        "An unexpected error occurred; it has been logged.",
+        500,
+        {"request_id": request_id},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the one shape."""
+    app.add_exception_handler(ICCSError, _on_iccs_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,62 @@
+"""GET /healthz, /readyz and /metrics: for load balancers, orchestrators and Prometheus.
+
+No API key: probes and scrapers run without one, and none of these answers carries records.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from sqlalchemy import text
+
+from service.api.deps import ServicesDep
+from service.api.v1.responses import error_responses
+from service.api.v1.schemas import HealthResponse
+from service.errors import ICCSError, ModelNotReady
+
+router = APIRouter(tags=["health"])
+
+
+class DatabaseUnavailable(ICCSError):
+    """The database does not answer."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="The process is up")
+def healthz() -> HealthResponse:
+    """Answers 200 as long as the process serves HTTP."""
+    return HealthResponse(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=HealthResponse,
+    summary="Ready to classify",
+    responses=error_responses(503),
+)
+def readyz(services: ServicesDep) -> HealthResponse:
+    """200 when the model is loaded and the database answers `SELECT 1`; else 503."""
+    if services.predictor is None:
+        raise ModelNotReady("The model is not loaded.")
+    if services.engine is None:
+        raise DatabaseUnavailable("The database is not open.")
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any driver error means "not ready"
+        raise DatabaseUnavailable(
+            "The database does not answer.", error=type(exc).__name__
+        ) from exc
+    if services.store is not None and not services.store.ping():
+        raise DatabaseUnavailable("The review tables are not reachable.")
+    return HealthResponse(
+        status="ok", checks={"model": services.predictor.version, "database": "ok"}
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(services: ServicesDep) -> Response:
+    """Request counts and latency by route and status, classifications, model version."""
+    return Response(services.metrics.render(), media_type=services.metrics.content_type)

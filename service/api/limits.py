@@ -1,0 +1,137 @@
+"""Request limits: body size (ASGI middleware) and a per-key sliding-window rate limit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import error_body
+from service.errors import RateLimited
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a streamed body passes the limit.
+
+    An HTTPException, because FastAPI turns any other error raised while it reads the body
+    into a 400; this way the error handlers answer 413 in the one shape.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+        self.limit = limit
+
+
+class BodyLimitMiddleware:
+    """Answers 413 for bodies over the limit, by Content-Length or while streaming.
+
+    Content-Length is checked first so an honest oversized request costs nothing; the
+    streamed count catches chunked bodies and clients that understate the length.
+    ``limit_for(path)`` lets file uploads have their own, larger limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > limit:
+                    await _send_413(send, limit)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _send_413(send, limit)
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = json.dumps(
+        error_body(
+            "payload_too_large",
+            f"The request body is larger than {limit} bytes.",
+            413,
+            {"limit_bytes": limit},
+        )
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests per key in any 60-second window (0 disables it).
+
+    In-process: each worker process counts its own requests, so with N workers a key gets up
+    to N times the limit; one worker per container is the deployment this assumes.
+    """
+
+    window = 60.0
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> None:
+        """Count one request for ``key``; raise :class:`RateLimited` when over the limit."""
+        if self.per_minute <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.per_minute:
+                retry_after = max(1, int(hits[0] + self.window - now + 0.999))
+                raise RateLimited(
+                    f"More than {self.per_minute} requests per minute for this key.",
+                    limit_per_minute=self.per_minute,
+                    retry_after=retry_after,
+                )
+            hits.append(now)

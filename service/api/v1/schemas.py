@@ -1,0 +1,312 @@
+"""Request and response schemas of the v1 API; every field has a description and an example."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["auto", "review", "rejected"]
+Source = Literal["model", "review_memory"]
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of the API."""
+
+    error: str = Field(description="Stable machine-readable code.", examples=["text_too_long"])
+    detail: str = Field(
+        description="Human-readable explanation.",
+        examples=["The text is 2412 characters long; the limit is 2000."],
+    )
+    status: int = Field(description="The HTTP status, repeated in the body.", examples=[413])
+    context: dict[str, Any] = Field(
+        description="Facts about the error (limits, field locations); never the record text.",
+        examples=[{"length": 2412, "limit": 2000}],
+    )
+
+
+class ClassifyRequest(BaseModel):
+    """One offence record to code."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "ASSLT W/DW", "id": "CASE-2024-000123", "top_k": 3}]
+        },
+    )
+
+    text: str = Field(
+        description=(
+            "The offence description as the agency wrote it, in any language. Empty or "
+            "non-offence texts are not errors: they come back `rejected` with a reason. Longer "
+            "than the service's `max_text_length` setting (default 2000): error 413."
+        ),
+        examples=["ASSLT W/DW"],
+    )
+    id: str | None = Field(
+        None,
+        max_length=200,
+        description="Your identifier for the record, echoed back and stored with review items.",
+        examples=["CASE-2024-000123"],
+    )
+    language: str | None = Field(
+        None,
+        max_length=35,
+        pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
+        description=(
+            "BCP 47 language tag of the text, if known. Informational: the model is "
+            "multilingual and does not need it; it is recorded in the request log."
+        ),
+        examples=["en"],
+    )
+    top_k: int = Field(
+        5, ge=1, le=20, description="How many suggestions to return (1-20).", examples=[3]
+    )
+    min_precision: float | None = Field(
+        None,
+        ge=0.5,
+        le=0.999,
+        description=(
+            "Target precision for automatic coding of this record, instead of the service's "
+            "default. Must lie between the operator's `min_precision_floor` (default 0.80) and "
+            "0.999; a higher value sends more records to review."
+        ),
+        examples=[0.97],
+    )
+
+
+class SuggestionOut(BaseModel):
+    """A candidate ICCS code with its calibrated confidence."""
+
+    code: str = Field(description="ICCS v1.0 code (2, 4, 5 or 6 digits).", examples=["02011"])
+    label: str = Field(description="Official ICCS title of the code.", examples=["Serious assault"])
+    level: int = Field(
+        description="1 section, 2 division, 3 group, 4 class.", ge=1, le=4, examples=[3]
+    )
+    path: list[str] = Field(
+        description="Codes from the section down to this code.", examples=[["02", "0201", "02011"]]
+    )
+    confidence: float = Field(
+        description="Calibrated probability that this code is right (0..1).",
+        ge=0,
+        le=1,
+        examples=[0.93],
+    )
+
+
+class AssignedOut(BaseModel):
+    """The code the system commits to on its own."""
+
+    code: str = Field(
+        description="The assigned code: the top suggestion or an ancestor that is sure enough.",
+        examples=["0201"],
+    )
+    label: str = Field(description="Official ICCS title.", examples=["Assaults and threats"])
+    level: int = Field(description="1 section .. 4 class.", ge=1, le=4, examples=[2])
+    confidence: float = Field(
+        description="Calibrated probability that the assigned code is right.",
+        ge=0,
+        le=1,
+        examples=[0.98],
+    )
+
+
+class ClassifyResponse(BaseModel):
+    """The answer for one record."""
+
+    id: str | None = Field(description="The record's `id` when one was sent.", examples=["CASE-1"])
+    request_id: str = Field(
+        description="Id of the HTTP request (also in the X-Request-ID header); quote it in "
+        "support questions.",
+        examples=["3f2b9c0e8a5d4e1f9b7c6d5e4f3a2b1c"],
+    )
+    status: Status = Field(
+        description=(
+            "`auto`: coded automatically (see `assigned`); `review`: queued for a human "
+            "(see `review_id`); `rejected`: not an offence description (see `reason`)."
+        ),
+        examples=["auto"],
+    )
+    reason: str | None = Field(
+        description="Why a record was rejected: `empty_text`, `no_words`, `not_an_offence`.",
+        examples=[None],
+    )
+    assigned: AssignedOut | None = Field(
+        description="The committed code, possibly backed off to a shallower level; null unless "
+        "`status` is `auto`."
+    )
+    suggestions: list[SuggestionOut] = Field(
+        description="Top-k candidate codes, most likely first (empty for rejected texts)."
+    )
+    review_id: int | None = Field(
+        description="Id of the review item when the record was queued for review.",
+        examples=[None],
+    )
+    source: Source = Field(
+        description="`model`, or `review_memory` when a reviewer already coded this exact text.",
+        examples=["model"],
+    )
+    model_version: str = Field(
+        description="Registry version of the model that answered.", examples=["20250101-120000"]
+    )
+    taxonomy_version: str = Field(description="Version of ICCS used.", examples=["ICCS v1.0"])
+
+
+class BatchRequest(BaseModel):
+    """Several records coded in one inference pass."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"items": [{"text": "ASSLT W/DW", "id": "1"}, {"text": "theft of a bicycle"}]}
+            ]
+        },
+    )
+
+    # Items are checked one by one in the route (not here) so that one bad item yields a
+    # per-item error instead of failing the whole batch.
+    items: list[Any] = Field(
+        description=(
+            "Records, each shaped like the body of POST /v1/classify. At most `max_batch_size` "
+            "(default 1000) items, else 413. An invalid item gets an error entry in `results`; "
+            "the others are still coded."
+        ),
+        json_schema_extra={"items": {"$ref": "#/components/schemas/ClassifyRequest"}},
+    )
+
+
+class BatchItemError(BaseModel):
+    """An item of a batch that could not be coded."""
+
+    index: int = Field(description="Position of the item in `items` (from 0).", examples=[2])
+    id: str | None = Field(
+        None, description="The item's `id` when it could be read.", examples=["CASE-3"]
+    )
+    error: ErrorResponse = Field(description="Why, in the API's one error shape.")
+
+
+class BatchResponse(BaseModel):
+    """Results in input order: a classification or an error per item."""
+
+    request_id: str = Field(description="Id of the HTTP request.", examples=["3f2b9c0e8a5d4e1f"])
+    results: list[ClassifyResponse | BatchItemError] = Field(
+        description="One entry per input item, in input order."
+    )
+
+
+class CategoryRef(BaseModel):
+    """A code and its title."""
+
+    code: str = Field(description="ICCS code.", examples=["0201"])
+    label: str = Field(description="Official ICCS title.", examples=["Assaults and threats"])
+
+
+class CategoryOut(BaseModel):
+    """One ICCS category."""
+
+    code: str = Field(description="ICCS code.", examples=["0201"])
+    label: str = Field(description="Official ICCS title.", examples=["Assaults and threats"])
+    level: int = Field(description="1 section .. 4 class.", ge=1, le=4, examples=[2])
+    level_name: str = Field(description="section, division, group or class.", examples=["division"])
+    parent: str | None = Field(description="Parent code; null for sections.", examples=["02"])
+
+
+class CategoryTree(CategoryOut):
+    """A category with its subcategories nested."""
+
+    children: list[CategoryTree] = Field(description="Subcategories in the standard's order.")
+
+
+class CategoryDetail(CategoryOut):
+    """A category with its path and children."""
+
+    is_leaf: bool = Field(description="True when it has no subcategories.", examples=[False])
+    path: list[CategoryRef] = Field(description="From the section down to this category.")
+    children: list[CategoryRef] = Field(description="Direct subcategories.")
+    taxonomy_version: str = Field(description="Version of ICCS.", examples=["ICCS v1.0"])
+
+
+class TaxonomyResponse(BaseModel):
+    """The ICCS tree, or a flat list of categories."""
+
+    taxonomy_version: str = Field(description="Version of ICCS.", examples=["ICCS v1.0"])
+    format: Literal["tree", "flat"] = Field(description="Shape of `categories`.", examples=["tree"])
+    categories: list[CategoryTree] | list[CategoryOut] = Field(
+        description="Sections with nested children (tree) or categories in code order (flat)."
+    )
+
+
+class TaxonomySearchResponse(BaseModel):
+    """Categories whose title matches the query."""
+
+    query: str = Field(description="The query as received.", examples=["assault"])
+    taxonomy_version: str = Field(description="Version of ICCS.", examples=["ICCS v1.0"])
+    results: list[CategoryOut] = Field(description="Best matches first.")
+
+
+class ModelSummary(BaseModel):
+    """A registered model version."""
+
+    version: str = Field(description="Registry version.", examples=["20250101-120000"])
+    created_at: str | None = Field(
+        description="When it was trained.", examples=["2025-01-01T12:00:00+00:00"]
+    )
+    promoted: bool = Field(description="True for the promoted (active) version.", examples=[True])
+    serving: bool = Field(
+        description="True for the version this process has loaded.", examples=[True]
+    )
+    complete: bool = Field(
+        description="True when its binaries are built on this machine.", examples=[True]
+    )
+    metrics_summary: dict[str, Any] = Field(
+        description="Headline evaluation metrics from the manifest.",
+        examples=[{"accuracy_class": 0.86, "ece": 0.03}],
+    )
+
+
+class ModelsResponse(BaseModel):
+    """Registered models."""
+
+    promoted: str | None = Field(description="The promoted version.", examples=["20250101-120000"])
+    serving: str = Field(description="The version this process serves.", examples=["20250101-1"])
+    models: list[ModelSummary] = Field(description="Every registered version, oldest first.")
+
+
+class ActiveModelResponse(BaseModel):
+    """The model this process serves, with its decision thresholds."""
+
+    version: str = Field(description="Registry version.", examples=["20250101-120000"])
+    promoted: bool = Field(
+        description="False when a newer version was promoted after this process started "
+        "(restart to serve it) or `model_version` pins another one.",
+        examples=[True],
+    )
+    taxonomy_version: str = Field(description="Version of ICCS.", examples=["ICCS v1.0"])
+    created_at: str | None = Field(description="When it was trained.", examples=["2025-01-01"])
+    target_precision: float = Field(
+        description="Default precision of automatic coding in this service.", examples=[0.95]
+    )
+    thresholds: dict[str, float | None] = Field(
+        description="Confidence threshold per level (1..4) at the target precision; null or "
+        "above 1 when no confidence reaches it at that level.",
+        examples=[{"2": 0.81, "3": 0.88, "4": 0.93}],
+    )
+    int8: bool = Field(description="True when the int8-quantised encoder is used.", examples=[True])
+    metrics_summary: dict[str, Any] = Field(
+        description="Headline evaluation metrics from the manifest.",
+        examples=[{"accuracy_class": 0.86, "ece": 0.03}],
+    )
+    loaded_at: datetime | None = Field(description="When this process loaded the model.")
+
+
+class HealthResponse(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok"] = Field(description="Always `ok` when answered with 200.")
+    checks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Readiness checks and their results.",
+        examples=[{"model": "20250101-120000", "database": "ok"}],
+    )

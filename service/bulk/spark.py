@@ -1,0 +1,373 @@
+"""The bulk engine on Apache Spark, for archives that outgrow one machine.
+
+Same answer as the local engine, computed the Spark way:
+
+1. every row gets its dedupe key (``service.normalize.dedupe_key``) in a pandas UDF;
+2. Spark itself deduplicates: one row per key, the text of its first occurrence;
+3. ``mapInPandas`` classifies the distinct texts; each Python worker loads the ONNX model
+   once and keeps it for every later task (a per-process cache; Spark reuses its workers);
+4. the results are joined back onto every row.
+
+``classify_spark(df, text_column, registry_dir=...)`` returns a Spark DataFrame (write it
+where a cluster writes: Parquet on HDFS or S3). ``classify_file_spark`` is what
+``iccs classify-file --engine spark`` runs: Spark reads the file and codes it, and the
+ordered result streams back into the same single-file writers as the local engine.
+
+Decision memory and review queueing need the service's database and stay with the local
+engine. Executors need the ``iccs-coder`` package (``pip install 'iccs-coder[spark]'``) and
+read the model from ``registry_dir``, which must be reachable from every executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from service.bulk import io as bio
+from service.bulk.engine import (
+    CLASSIFY_BATCH,
+    OUTPUT_COLUMNS,
+    RESULT_SCHEMA,
+    STATUSES,
+    BulkOptions,
+    BulkSummary,
+    output_names,
+    row_result,
+)
+from service.errors import FileFormatError
+
+log = logging.getLogger(__name__)
+
+KEY, REASON_IN, ROW_ID, CORRUPT = "_iccs_key", "_iccs_reason", "_iccs_row", "_corrupt_record"
+TEXT = "_iccs_text"
+# PySpark warns about pandas 3 on import and on every Arrow conversion; the calls used here
+# (pandas UDFs and mapInPandas on plain strings and floats) are covered by the tests.
+_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What an executor needs to load the model: picklable and small."""
+
+    registry_dir: str
+    version: str
+    int8: bool = True
+    top_k: int = 5
+    min_precision: float | None = None
+
+
+_EXECUTOR_MODELS: dict[tuple[str, str, bool], Any] = {}
+
+
+def executor_predictor(ref: ModelRef) -> Any:
+    """The predictor of this Python process, loaded on first use and kept."""
+    key = (ref.registry_dir, ref.version, ref.int8)
+    if key not in _EXECUTOR_MODELS:
+        from service.models.predictor import load_predictor
+
+        started = time.monotonic()
+        _EXECUTOR_MODELS[key] = load_predictor(Path(ref.registry_dir), ref.version, int8=ref.int8)
+        log.info("executor %d loaded model %s in %.1f s", os.getpid(), ref.version,
+                 time.monotonic() - started)
+    return _EXECUTOR_MODELS[key]
+
+
+def _key_and_reason(texts: Any, rows: Any, corrupt: Any) -> Any:
+    """pandas UDF body: dedupe key (null for unusable rows) and the reject reason."""
+    import pandas as pd
+
+    from service.models.policy import unusable_text_reason
+    from service.normalize import dedupe_key
+
+    keys: list[str | None] = []
+    reasons: list[str | None] = []
+    for text, row, bad in zip(texts, rows, corrupt, strict=True):
+        text = "" if text is None or (isinstance(text, float) and text != text) else str(text)
+        reason = None
+        if isinstance(bad, str):
+            reason = bio.REASON_RAGGED
+        elif isinstance(row, str) and "\ufffd" in row:
+            reason = bio.REASON_UNDECODABLE  # Spark decodes bad bytes as U+FFFD
+        else:
+            reason = unusable_text_reason(text)
+        keys.append(None if reason else dedupe_key(text))
+        reasons.append(reason)
+    return pd.DataFrame({"key": keys, "reason": reasons})
+
+
+def _classify_partitions(ref: ModelRef) -> Any:
+    """mapInPandas body: (key, text) batches in, key + contract columns out."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+
+        from service.coding import Coder
+
+        coder = Coder(executor_predictor(ref))
+        names = [f.name for f in RESULT_SCHEMA]
+        for pdf in batches:
+            keys = pdf[KEY].tolist()
+            texts = pdf[TEXT].tolist()
+            rows = []
+            for start in range(0, len(texts), CLASSIFY_BATCH):
+                coded = coder.code(texts[start : start + CLASSIFY_BATCH], top_k=ref.top_k,
+                                   min_precision=ref.min_precision, queue_review=False)
+                rows.extend(row_result(c) for c in coded)
+            out = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+            out.insert(0, KEY, keys)
+            out["confidence"] = out["confidence"].astype("float64")
+            for name in names:
+                if name != "confidence":
+                    out[name] = out[name].astype(object)
+            yield out
+
+    return run
+
+
+def _result_struct() -> Any:
+    from pyspark.sql import types as T
+
+    fields = [T.StructField(KEY, T.StringType())]
+    for f in RESULT_SCHEMA:
+        typ = T.DoubleType() if f.name == "confidence" else T.StringType()
+        fields.append(T.StructField(f.name, typ))
+    return T.StructType(fields)
+
+
+def _key_udf() -> Any:
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    struct = T.StructType(
+        [T.StructField("key", T.StringType()), T.StructField("reason", T.StringType())]
+    )
+    return F.pandas_udf(_key_and_reason, struct)  # type: ignore[call-overload]
+
+
+def _q(name: str) -> Any:
+    from pyspark.sql import functions as F
+
+    return F.col(f"`{name}`")  # backticks: header names may hold dots or spaces
+
+
+@dataclass
+class _Plan:
+    keyed: Any  # input + row id + key + pre-model reason
+    classified: Any  # one row per distinct key with its results
+    inputs: list[str]
+    version: str
+
+
+def _plan(
+    df: Any, text_column: str, registry_dir: Path, version: str | None, int8: bool,
+    min_precision: float | None, top_k: int,
+) -> _Plan:
+    from pyspark.sql import functions as F
+
+    from service.models.registry import Registry
+
+    if text_column not in df.columns:
+        found = ", ".join(repr(c) for c in df.columns)
+        raise FileFormatError(
+            f"Column '{text_column}' is not in the DataFrame. Columns found: {found}.",
+            column=text_column, columns_found=list(df.columns),
+        )
+    resolved = Registry(Path(registry_dir)).resolve(version)
+    ref = ModelRef(str(Path(registry_dir).resolve()), resolved, int8, top_k, min_precision)
+    inputs = [c for c in df.columns if c != CORRUPT]
+    whole_row = F.concat_ws("\u0001", *[_q(c).cast("string") for c in inputs])
+    corrupt = _q(CORRUPT) if CORRUPT in df.columns else F.lit(None).cast("string")
+    text = _q(text_column).cast("string")
+    keyed = (
+        df.withColumn(ROW_ID, F.monotonically_increasing_id())
+        .withColumn("_iccs_kr", _key_udf()(text, whole_row, corrupt))
+        .withColumn(KEY, F.col("_iccs_kr.key"))
+        .withColumn(REASON_IN, F.col("_iccs_kr.reason"))
+        .drop("_iccs_kr")
+    )
+    # The first occurrence's text represents its key, as in the local engine.
+    distinct = (
+        keyed.where(F.col(KEY).isNotNull())
+        .groupBy(KEY)
+        .agg(F.min_by(_q(text_column).cast("string"), F.col(ROW_ID)).alias(TEXT))
+    )
+    classified = distinct.mapInPandas(_classify_partitions(ref), schema=_result_struct())
+    return _Plan(keyed, classified, inputs, resolved)
+
+
+def _joined(plan: _Plan, keep_order: bool) -> Any:
+    from pyspark.sql import functions as F
+
+    joined = plan.keyed.join(plan.classified, on=KEY, how="left")
+    names = output_names(plan.inputs)
+    rejected = F.col(KEY).isNull()
+    cols = [_q(c).alias(names[c]) for c in plan.inputs]
+    for f in RESULT_SCHEMA:
+        if f.name == "status":
+            col = F.when(rejected, F.lit("rejected")).otherwise(F.col("status"))
+        elif f.name == "alternatives":
+            col = F.when(rejected, F.lit("[]")).otherwise(F.col("alternatives"))
+        elif f.name == "model_version":
+            col = F.lit(plan.version)
+        elif f.name == "reason":
+            col = F.when(rejected, F.col(REASON_IN)).otherwise(F.col("reason"))
+        else:
+            col = F.when(rejected, F.lit(None)).otherwise(F.col(f.name))
+        cols.append(col.alias(f.name))
+    if keep_order:
+        return joined.orderBy(ROW_ID).select(*cols)
+    return joined.select(*cols)
+
+
+def classify_spark(
+    df: Any,
+    text_column: str,
+    *,
+    registry_dir: Path,
+    version: str | None = None,
+    int8: bool = True,
+    min_precision: float | None = None,
+    top_k: int = 5,
+    keep_order: bool = True,
+) -> Any:
+    """A Spark DataFrame: ``df``'s columns plus the contract columns (and ``reason``).
+
+    Lazy, like any Spark transformation. ``keep_order`` sorts the result back into the
+    input's order (a global sort; skip it on very large data when order does not matter).
+    """
+    plan = _plan(df, text_column, registry_dir, version, int8, min_precision, top_k)
+    return _joined(plan, keep_order)
+
+
+def get_spark(app_name: str = "iccs-classify-file") -> Any:
+    """The active Spark session, or a new one (master from spark-submit, else local[*])."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+        from pyspark.sql import SparkSession
+
+        builder = SparkSession.builder.appName(app_name)
+        return builder.getOrCreate()
+
+
+def read_spark(spark: Any, path: Path, options: BulkOptions) -> tuple[Any, str]:
+    """The input file as a Spark DataFrame, read with the local engine's sniffed settings."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    fmt = bio.file_format(path)
+    if fmt == "parquet":
+        df = spark.read.parquet(str(path))
+        return df, "Parquet (Spark)"
+    if fmt != "csv":
+        raise FileFormatError(
+            "The Spark engine reads CSV and Parquet; convert XLSX files or use --engine local.",
+            path=path.name,
+        )
+    local = bio.CsvReader(path, encoding=options.encoding, delimiter=options.delimiter)
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in local.columns]
+        + [T.StructField(CORRUPT, T.StringType())]
+    )
+    encoding = {"utf-8-sig": "UTF-8"}.get(local.encoding, local.encoding)
+    df = spark.read.csv(
+        str(path), header=True, schema=schema, sep=local.delimiter, encoding=encoding,
+        mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, enforceSchema=True,
+    )
+    # Empty CSV fields are empty strings in the local engine; Spark reads them as null.
+    df = df.select(
+        *[F.coalesce(F.col(f"`{c}`"), F.lit("")).alias(c) for c in local.columns],
+        F.col(CORRUPT),
+    )
+    return df, f"{local.description} (Spark)"
+
+
+def classify_file_spark(
+    input_path: Path,
+    output_path: Path,
+    options: BulkOptions,
+    *,
+    registry_dir: Path,
+    version: str | None = None,
+    int8: bool = True,
+    spark: Any = None,
+) -> BulkSummary:
+    """``iccs classify-file --engine spark``: same output file as the local engine."""
+    started = time.monotonic()
+    input_path, output_path = Path(input_path), Path(output_path)
+    out_fmt = bio.file_format(output_path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+        spark = spark or get_spark()
+        df, description = read_spark(spark, input_path, options)
+        inputs = [c for c in df.columns if c != CORRUPT]
+        text_col = bio.resolve_column(inputs, options.text_column, "--text-column")
+        for col, flag in ((options.id_column, "--id-column"),
+                          (options.code_column, "--code-column")):
+            if col:
+                bio.resolve_column(inputs, col, flag)
+        plan = _plan(df, text_col, registry_dir, version, int8, options.min_precision,
+                     options.top_k)
+        # Persisted so the key UDF and the model each run once per row / distinct text.
+        plan.keyed.persist()
+        plan.classified.persist()
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=output_path.name + ".", dir=output_path.parent))
+        try:
+            distinct = int(plan.classified.count())
+            _joined(plan, keep_order=True).write.mode("overwrite").parquet(str(tmp / "parts"))
+            parts = sorted((tmp / "parts").glob("part-*.parquet"))
+            summary = _assemble_spark(parts, tmp, output_path, out_fmt)
+        finally:
+            plan.classified.unpersist()
+            plan.keyed.unpersist()
+            shutil.rmtree(tmp, ignore_errors=True)
+    summary.distinct_texts = distinct
+    summary.seconds = time.monotonic() - started
+    summary.input_description = description
+    summary.output = str(output_path)
+    summary.model_version = plan.version
+    return summary
+
+
+def _assemble_spark(parts: list[Path], tmp: Path, output_path: Path, out_fmt: str) -> BulkSummary:
+    """Stream Spark's ordered part files into one output file; count statuses on the way."""
+    counts = dict.fromkeys(STATUSES, 0)
+    rows = 0
+
+    def tables() -> Iterator[pa.Table]:
+        nonlocal rows
+        for p in parts:
+            t = pq.read_table(p)
+            for s in t.column("status").to_pylist():
+                counts[s] = counts.get(s, 0) + 1
+            rows += t.num_rows
+            yield t
+
+    out_tmp = tmp / ("output" + output_path.suffix)
+    schema = pq.read_schema(parts[0]) if parts else None
+    columns = list(schema.names) if schema is not None else list(OUTPUT_COLUMNS)
+    if out_fmt == "csv":
+        with out_tmp.open("w", encoding="utf-8", newline="") as f:
+            bio.write_csv_header(f, columns)
+            for t in tables():
+                bio.write_csv_rows(f, t)
+    elif out_fmt == "parquet":
+        assert schema is not None
+        with pq.ParquetWriter(out_tmp, schema) as writer:
+            for t in tables():
+                writer.write_table(t.cast(schema))
+    else:
+        bio.write_xlsx(out_tmp, columns, tables())
+    os.replace(out_tmp, output_path)
+    return BulkSummary(rows=rows, counts=counts)

@@ -1,0 +1,144 @@
+"""The HTTP service: ``create_app(settings)`` builds the FastAPI app.
+
+The lifespan opens the database (migrating it to the newest schema), loads the model once,
+warms it up, and starts the bulk job runner; routes reach all of it through the dependency
+aliases in :mod:`service.api.deps`, never through module globals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.deps import Services
+from service.api.errors import install_error_handlers
+from service.api.health import router as health_router
+from service.api.limits import BodyLimitMiddleware, RateLimiter
+from service.api.observability import Metrics, RequestContextMiddleware
+from service.api.ui import router as ui_router
+from service.api.v1.classify import router as classify_router
+from service.api.v1.jobs import router as jobs_router
+from service.api.v1.models import router as models_router
+from service.api.v1.reviews import router as reviews_router
+from service.api.v1.taxonomy import router as taxonomy_router
+from service.auth import KeyStore
+from service.bulk.jobs import JobRunner
+from service.coding import Coder
+from service.config import Settings
+from service.db import session_factory, utcnow
+from service.models.predictor import load_predictor
+from service.models.registry import Registry
+from service.review.store import ReviewStore, init_db
+from service.taxonomy import TAXONOMY_VERSION
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """
+Codes free-text offence records to the UNODC International Classification of Crime for
+Statistical Purposes (ICCS v1.0), says how sure it is (calibrated confidence), codes
+automatically what it is sure of (backing off to a broader level when needed) and queues the
+rest for human review.
+
+Send an API key as `Authorization: Bearer KEY` (create one with `iccs keys create`).
+Every error has the shape `{"error", "detail", "status", "context"}`.
+"""
+
+
+def start_services(services: Services) -> None:
+    """Open the database, load and warm up the model, start the job runner."""
+    settings = services.settings
+    start = time.perf_counter()
+    if not settings.database_url:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = init_db(settings.resolved_database_url())
+    services.engine = engine
+    services.sessions = session_factory(engine)
+    services.keys = KeyStore(services.sessions)
+    services.store = ReviewStore(engine, lease_seconds=settings.review_lease_seconds)
+    predictor = load_predictor(
+        settings.registry_dir,
+        settings.model_version,
+        int8=settings.use_int8,
+        target_precision=settings.target_precision,
+    )
+    # The first ONNX Runtime run allocates its buffers; pay that here, not on a request.
+    predictor.classify(["theft of a bicycle"], top_k=1)
+    services.predictor = predictor
+    services.manifest = services.registry.manifest(predictor.version)
+    services.coder = Coder(predictor, services.store)
+    services.loaded_at = utcnow()
+    services.startup_seconds = time.perf_counter() - start
+    services.metrics.model_info.labels(predictor.version, TAXONOMY_VERSION).set(1)
+    services.metrics.cold_start.set(services.startup_seconds)
+    # Bulk jobs run through the same coder, so they share the model and the review queue.
+    services.job_runner = JobRunner(settings, services.coder, services.sessions)
+    services.job_runner.start()
+    log.info(
+        json.dumps(
+            {
+                "event": "startup",
+                "model_version": predictor.version,
+                "int8": settings.use_int8,
+                "database": engine.dialect.name,
+                "seconds": round(services.startup_seconds, 3),
+            }
+        )
+    )
+
+
+def stop_services(services: Services) -> None:
+    """Stop the job runner and close the database pool."""
+    if services.job_runner is not None:
+        services.job_runner.stop()
+    if services.engine is not None:
+        services.engine.dispose()
+    log.info(json.dumps({"event": "shutdown"}))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app for ``settings`` (default: read from the environment)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    services = Services(
+        settings=settings,
+        metrics=metrics,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        registry=Registry(settings.registry_dir),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        start_services(services)
+        try:
+            yield
+        finally:
+            stop_services(services)
+
+    app = FastAPI(
+        title="ICCS offence coder",
+        version="1",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+
+    def body_limit(path: str) -> int:
+        # Bulk uploads have their own, larger limit; everything else is JSON.
+        return settings.max_upload_bytes if path.startswith("/v1/jobs") else settings.max_body_bytes
+
+    # Added innermost first: the request-context middleware wraps the body limit, so 413s
+    # are counted and logged like any other answer.
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+
+    app.include_router(health_router)
+    for router in (classify_router, taxonomy_router, models_router, reviews_router, jobs_router):
+        app.include_router(router, prefix="/v1")
+    app.include_router(ui_router)
+    return app

@@ -1,0 +1,273 @@
+"""``iccs evaluate``: leave-one-source-out against two baselines, in one run.
+
+Compared on the same folds (each national list scored by models that never saw it):
+- the registered model's recipe (fine-tuned encoder + hierarchical head), retrained per fold;
+- baseline A: TF-IDF character n-grams + logistic regression, one model per level;
+- baseline B: nearest ICCS title/inclusion by the un-tuned base encoder's cosine.
+Ablations on the same folds measure the abbreviation table and the n-gram features.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from service.config import Settings
+from service.labels import NOT_AN_OFFENCE
+from service.models.embedder import OnnxEncoder
+from service.models.predictor import load_predictor
+from service.models.registry import Registry
+from service.normalize import Normalizer
+from service.taxonomy import ancestor_at, level_of, load_taxonomy
+from training.config import TrainConfig
+from training.corpus.assemble import read_labelled_csv
+from training.corpus.manual import read_manual
+from training.finetune import load_base_model
+from training.head import NA, fold_assignment, out_of_fold_logits, top_codes
+from training.metrics import (
+    LEVELS,
+    by_group_metrics,
+    level_metrics,
+    policy_outcome,
+    section_confusion,
+    worst_categories,
+)
+from training.pipeline import training_rows
+from training.policy_sim import cross_fitted_decisions
+
+log = logging.getLogger(__name__)
+CURVE_PRECISIONS = [0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99]
+
+
+def _truncate(code: str, level: int) -> str:
+    if code == NOT_AN_OFFENCE:
+        return NA
+    return code if level == 4 else ancestor_at(code, level)
+
+
+def baseline_tfidf(texts: list[str], labels: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
+    """Baseline A: char n-gram TF-IDF + logistic regression per level, leave-one-source-out."""
+    held = folds != ""
+    per_level_pred: dict[int, np.ndarray] = {}
+    for level in LEVELS:
+        y = np.array([_truncate(c, level) for c in labels], dtype=object)
+        pred = np.empty(len(texts), dtype=object)
+        for fold in sorted(set(folds) - {""}):
+            test, train = folds == fold, folds != fold
+            vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                                  max_features=40000, dtype=np.float32)
+            xtr = vec.fit_transform([t for t, m in zip(texts, train, strict=True) if m])
+            clf = LogisticRegression(C=10.0, max_iter=200).fit(xtr, y[train])
+            pred[test] = clf.predict(vec.transform([t for t, m in zip(texts, test, strict=True) if m]))
+        per_level_pred[level] = pred[held]
+    truth, groups = labels[held], folds[held]
+    return _per_level_result(per_level_pred, truth, groups)
+
+
+def _per_level_result(per_level_pred: dict[int, np.ndarray], truth: np.ndarray,
+                      groups: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {"pooled_weighted_by_rows": {}, "unweighted_mean_over_sources": {}}
+    for level, name in LEVELS.items():
+        pooled = level_metrics(per_level_pred[level], truth).get(name)
+        if pooled:
+            out["pooled_weighted_by_rows"][name] = pooled
+        per = [level_metrics(per_level_pred[level][groups == g], truth[groups == g]).get(name)
+               for g in sorted(set(groups))]
+        per = [p for p in per if p]
+        if per:
+            out["unweighted_mean_over_sources"][name] = {
+                k: float(np.mean([p[k] for p in per])) for k in ("accuracy", "macro_f1", "weighted_f1")
+            }
+    return out
+
+
+def baseline_nearest_title(settings: Settings, texts: list[str], labels: np.ndarray,
+                           folds: np.ndarray, norm: Normalizer) -> dict[str, Any]:
+    """Baseline B: nearest ICCS title or inclusion phrase with the un-tuned base encoder."""
+    refs, ref_codes = [], []
+    for row in read_manual(settings.data_dir):
+        for phrase in [row["label"], *row["inclusions"].split(";")]:
+            phrase = phrase.strip(" .")
+            if len(phrase) > 2 and not phrase.lower().startswith("apply all"):
+                refs.append(norm(phrase))
+                ref_codes.append(row["code"])
+    model = load_base_model(64)
+    held = folds != ""
+    q = model.encode([t for t, m in zip(texts, held, strict=True) if m], batch_size=64,
+                     normalize_embeddings=True, show_progress_bar=False)
+    r = model.encode(refs, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    pred = np.array(ref_codes, dtype=object)[np.argmax(q @ r.T, axis=1)]
+    per_level = {level: np.array([_truncate(p, level) if level_of(p) >= level or level == 4 else p
+                                  for p in pred], dtype=object) for level in LEVELS}
+    return _per_level_result(per_level, labels[held], folds[held])
+
+
+def recipe_oof(texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray,
+               cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leave-one-source-out probabilities of the model recipe (temperature fitted on them)."""
+    from training.head import calibrate
+
+    classes = np.array(sorted(set(labels)), dtype=object)
+    oof = out_of_fold_logits(texts, emb, labels, folds, classes, cfg)
+    cal = calibrate(oof, classes, labels, folds, cfg)
+    held = np.flatnonzero(folds != "")
+    return softmax(oof[held] / cal["temperature"], axis=1), classes, held
+
+
+def coverage_points(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray,
+                    groups: np.ndarray) -> list[dict[str, float]]:
+    """Share auto-coded vs precision of the auto-coded, over a range of target precisions."""
+    points = []
+    for p in CURVE_PRECISIONS:
+        res = policy_outcome(cross_fitted_decisions(proba, classes, truth, groups, p), truth)
+        points.append({"target": p, **res})
+    return points
+
+
+def plot_coverage(points: list[dict[str, float]], path: Path) -> None:
+    """PNG of precision of auto-coded records against the share auto-coded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([p["coverage"] for p in points], [p["precision"] for p in points], marker="o")
+    for p in points:
+        ax.annotate(f"{p['target']:.2f}", (p["coverage"], p["precision"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, -8))
+    ax.set_xlabel("share of records auto-coded")
+    ax.set_ylabel("precision of auto-coded records")
+    ax.set_title("Coverage vs precision (leave-one-source-out)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def full_evaluation(settings: Settings, version: str | None, output: Path | None) -> dict[str, Any]:
+    """The leave-one-source-out suite with baselines and ablations; writes files."""
+    registry = Registry(settings.registry_dir)
+    version = registry.resolve(version)
+    entry = registry.path(version)
+    cfg = TrainConfig.load(entry / "config.yaml")
+    rows = training_rows(settings, cfg)
+    groups = np.array([r.split_group for r in rows], dtype=object)
+    labels = np.array([r.iccs_code for r in rows], dtype=object)
+    folds = fold_assignment(groups, labels, cfg)
+    held = folds != ""
+    norm = Normalizer.from_files([entry / "abbreviations.csv"], expand=True)
+    plain = Normalizer({}, expand=False)
+    texts = [norm(r.text) for r in rows]
+    encoder = OnnxEncoder(entry / "encoder", int8=False)
+    emb = encoder.encode(texts)
+
+    proba, classes, idx = recipe_oof(texts, emb, labels, folds, cfg)
+    pred = top_codes(proba, classes)
+    truth, grp = labels[idx], folds[idx]
+    points = coverage_points(proba, classes, truth, grp)
+    results: dict[str, Any] = {
+        "model_version": version,
+        "evaluation": "leave-one-source-out",
+        "sources": sorted(set(grp)),
+        "rows_evaluated": int(len(idx)),
+        "model": by_group_metrics(pred, truth, grp),
+        "baseline_tfidf_char_lr": baseline_tfidf(texts, labels, folds),
+        "baseline_nearest_title_base_encoder": baseline_nearest_title(
+            settings, texts, labels, folds, norm),
+        "coverage_vs_precision": points,
+        "section_confusion": section_confusion(pred, truth),
+        "worst_categories": worst_categories(pred, truth),
+    }
+    # Ablations on the same folds.
+    texts_plain = [plain(r.text) for r in rows]
+    emb_plain = encoder.encode(texts_plain)
+    p2, c2, _ = recipe_oof(texts_plain, emb_plain, labels, folds, cfg)
+    results["ablation_no_abbreviation_expansion"] = by_group_metrics(
+        top_codes(p2, c2), truth, grp)["pooled_weighted_by_rows"]
+    p3, c3, _ = recipe_oof(texts, emb, labels, folds, replace(cfg, char_ngrams=False))
+    results["ablation_no_char_ngrams"] = by_group_metrics(
+        top_codes(p3, c3), truth, grp)["pooled_weighted_by_rows"]
+
+    out_dir = output or entry / "evaluation"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2), "utf-8")
+    plot_coverage(points, out_dir / "coverage_precision.png")
+    write_evaluation_report(out_dir / "report.md", results)
+    return results
+
+
+def _row(name: str, m: dict[str, Any]) -> str:
+    cells = []
+    for lvl in LEVELS.values():
+        v = m.get(lvl)
+        cells.append(f"{v['accuracy']:.3f} / {v['macro_f1']:.3f}" if v else "-")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
+    """Markdown: the side-by-side table, ablations, coverage curve, confusion, worst codes."""
+    head = "| system | " + " | ".join(LEVELS.values()) + " |"
+    sep = "|---" * (len(LEVELS) + 1) + "|"
+    lines = [f"# Evaluation of {r['model_version']}", "",
+             f"Leave-one-source-out over {', '.join(r['sources'])} ({r['rows_evaluated']} rows). "
+             "Cells: accuracy / macro-F1.", ""]
+    for title, key in (("Pooled (weighted by rows)", "pooled_weighted_by_rows"),
+                       ("Unweighted mean over sources", "unweighted_mean_over_sources")):
+        lines += [f"## {title}", "", head, sep,
+                  _row("fine-tuned model", r["model"][key]),
+                  _row("baseline A: TF-IDF char + LR per level", r["baseline_tfidf_char_lr"][key]),
+                  _row("baseline B: nearest title, base encoder",
+                       r["baseline_nearest_title_base_encoder"][key]), ""]
+    lines += ["## Ablations (pooled)", "", head, sep,
+              _row("full recipe", r["model"]["pooled_weighted_by_rows"]),
+              _row("no abbreviation expansion", r["ablation_no_abbreviation_expansion"]),
+              _row("no char n-grams", r["ablation_no_char_ngrams"]), "",
+              "## Coverage vs precision", "", "![](coverage_precision.png)", "",
+              "| target | share auto-coded | precision |", "|---|---|---|"]
+    lines += [f"| {p['target']} | {p['coverage']:.3f} | {p['precision']:.3f} |"
+              for p in r["coverage_vs_precision"]]
+    lines += ["", "## Worst categories (exact code, F1)", ""]
+    lines += [f"- {w['code']} {load_taxonomy().title(w['code']) if w['code'] in load_taxonomy() else ''}"
+              f": F1 {w['f1']} (support {w['support']})" for w in r["worst_categories"]]
+    Path(path).write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def evaluate_file(settings: Settings, version: str | None, input_path: Path) -> dict[str, Any]:
+    """Metrics of a registered model on a labelled CSV (columns text, iccs_code at least)."""
+    import pandas as pd
+
+    df = pd.read_csv(input_path, dtype=str, keep_default_na=False)
+    predictor = load_predictor(settings.registry_dir, version)
+    results = predictor.classify(df["text"].tolist())
+    pred = np.array([NA if r.status == "rejected" else (r.suggestions[0].code if r.suggestions else NA)
+                     for r in results], dtype=object)
+    truth = df["iccs_code"].to_numpy(dtype=object)
+    assigned = [r.assigned.code if r.assigned else None for r in results]
+    return {"model_version": predictor.version, "rows": len(df),
+            "levels": level_metrics(pred, truth), "policy": policy_outcome(assigned, truth)}
+
+
+def evaluate_command(settings: Settings, version: str | None, input_path: Path | None,
+                     output: Path | None) -> dict[str, Any]:
+    """Entry point of ``iccs evaluate``."""
+    if input_path is not None:
+        result = evaluate_file(settings, version, input_path)
+        if output:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "metrics.json").write_text(json.dumps(result, indent=2), "utf-8")
+        return result
+    full = full_evaluation(settings, version, output)
+    return {k: full[k] for k in ("model_version", "rows_evaluated")} | {
+        "model": full["model"]["pooled_weighted_by_rows"],
+        "baseline_tfidf_char_lr": full["baseline_tfidf_char_lr"]["pooled_weighted_by_rows"],
+        "baseline_nearest_title": full["baseline_nearest_title_base_encoder"]["pooled_weighted_by_rows"],
+    }
