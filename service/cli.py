@@ -14,8 +14,27 @@ from service.errors import ICCSError
 from service.taxonomy import LEVEL_NAMES, load_taxonomy
 
 
+# Commands that live with their packages, imported only when used (keeps `iccs --help` fast).
+_LAZY = {
+    "keys": "service.auth_commands:keys",
+    "review": "service.review.commands:review",
+    "classify-file": "service.bulk.commands:classify_file",
+    "crosswalk": "service.bulk.commands:crosswalk",
+}
+
+
 class _Group(click.Group):
-    """Turns the core's typed errors into a one-line message and exit status 2."""
+    """Loads package commands lazily; turns the core's typed errors into one-line messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _LAZY:
+            module, attr = _LAZY[name].split(":")
+            command: click.Command = getattr(__import__(module, fromlist=[attr]), attr)
+            return command
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -209,7 +228,6 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
                                            {"host": host, "port": port}.items() if v is not None})
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower())
-
 
 if __name__ == "__main__":
     main()

@@ -56,7 +56,7 @@ def export_encoder(model, out_dir: Path, int8: bool = True) -> Path:  # type: ig
     shutil.rmtree(out_dir / "hf_tokenizer")
     meta = {
         "max_length": int(model.max_seq_length),
-        "dimension": int(model.get_sentence_embedding_dimension()),
+        "dimension": int(model.get_embedding_dimension()),
         "pad_id": int(tokenizer.pad_token_id or 0),
         "pooling": "mean",
         "normalize": True,
@@ -67,7 +67,7 @@ def export_encoder(model, out_dir: Path, int8: bool = True) -> Path:  # type: ig
 
         root = logging.getLogger()
         level = root.level
-        root.setLevel(logging.WARNING)  # the quantiser logs every tensor at INFO on the root
+        root.setLevel(logging.ERROR)  # the quantiser logs every tensor on the root logger
         try:
             quantize_dynamic(str(out_dir / "model.onnx"), str(out_dir / "model.int8.onnx"),
                              weight_type=QuantType.QInt8)

@@ -1,0 +1,90 @@
+"""The quick training config end to end, and the export checks that guard registration."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+from service.errors import ExportCheckFailed
+from service.models.registry import Registry
+
+
+def test_quick_model_is_registered_and_promoted(tiny_registry):
+    reg = Registry(tiny_registry)
+    version = reg.active()
+    assert version and reg.is_complete(version)
+    manifest = reg.manifest(version)
+    for key in ("version", "taxonomy_version", "git_sha", "training_data_hash", "config",
+                "thresholds", "calibration", "metrics_summary", "target_precision"):
+        assert key in manifest
+    assert manifest["taxonomy_version"] == "ICCS v1.0"
+    entry = reg.path(version)
+    for name in ("metrics.json", "report.md", "MODEL_CARD.md", "config.yaml",
+                 "encoder/model.onnx", "encoder/model.int8.onnx", "abbreviations.csv"):
+        assert (entry / name).exists(), name
+    metrics = json.loads((entry / "metrics.json").read_text())
+    assert metrics["onnx_parity_min_cosine"] >= 0.999
+    assert metrics["int8_top1_agreement"] >= 0.99
+
+
+def test_predictions_are_consistent_down_the_tree(tiny_predictor):
+    results = tiny_predictor.classify(["burglary of a dwelling house at night", "N/A", ""], top_k=3)
+    first = results[0]
+    assert first.model_version == tiny_predictor.version
+    assert 1 <= len(first.suggestions) <= 3
+    top = first.suggestions[0]
+    assert top.path[-1] == top.code and top.label
+    assert results[1].status == "rejected" and results[2].reason == "empty_text"
+    # Back-off can only gain confidence: a parent is at least as likely as its child.
+    proba = tiny_predictor.class_probabilities(["theft of a bicycle"])
+    nodes = proba @ tiny_predictor.head.node_matrix_
+    idx = {n: i for i, n in enumerate(tiny_predictor.head.nodes_)}
+    for code, i in idx.items():
+        if len(code) > 2 and code[:2] in idx and code.isdigit():
+            assert nodes[0, idx[code[:2]]] + 1e-9 >= nodes[0, i]
+
+
+def test_identical_texts_get_identical_answers(tiny_predictor):
+    a, b = tiny_predictor.classify(["ASSLT W/DW", "ASSLT W/DW"])
+    assert a.suggestions == b.suggestions
+
+
+def test_parity_check_refuses_a_mismatched_export(tmp_path):
+    import torch
+
+    from training.export import check_parity, export_encoder
+    from training.finetune import load_base_model
+
+    model = load_base_model(32)
+    export_encoder(model, tmp_path / "enc", int8=False)
+    texts = ["theft", "assault with a deadly weapon on a police officer at night", "dui"]
+    assert check_parity(model, tmp_path / "enc", texts, 0.999) >= 0.999
+    with torch.no_grad():  # a model that is not the one exported
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    with pytest.raises(ExportCheckFailed):
+        check_parity(model, tmp_path / "enc", texts, 0.999)
+
+
+def test_int8_agreement_check():
+    from training.export import check_int8_agreement
+
+    same = np.array(["0501", "0502", "0601"] * 40)
+    assert check_int8_agreement(same, same, 0.99) == 1.0
+    other = same.copy()
+    other[:5] = "0101"
+    with pytest.raises(ExportCheckFailed):
+        check_int8_agreement(same, other, 0.99)
+
+
+def test_models_cli(tiny_registry):
+    env = {"ICCS_REGISTRY_DIR": str(tiny_registry)}
+    runner = CliRunner()
+    listed = runner.invoke(main, ["models", "list"], env=env)
+    assert listed.exit_code == 0 and listed.output.startswith("*")
+    missing = runner.invoke(main, ["models", "promote", "no-such-version"], env=env)
+    assert missing.exit_code != 0 and "model_not_found" in missing.output
+    ensure = runner.invoke(main, ["models", "ensure"], env=env)
+    assert ensure.exit_code == 0 and "nothing to do" in ensure.output
