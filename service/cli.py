@@ -52,6 +52,8 @@ def main(ctx: click.Context) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # Migrations run at every start; their INFO lines are noise for a CLI user.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = settings
 
 

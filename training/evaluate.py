@@ -1,6 +1,7 @@
-"""``iccs evaluate``: leave-one-source-out against two baselines, in one run.
+"""``iccs evaluate``: leave-jurisdictions-out against two baselines, in one run.
 
-Compared on the same folds (each national list scored by models that never saw it):
+Compared on the same folds (each national list scored by models that saw none of the lists in
+its fold: California DOJ; UK and India; the US police lists):
 - the registered model's recipe (fine-tuned encoder + hierarchical head), retrained per fold;
 - baseline A: TF-IDF character n-grams + logistic regression, one model per level;
 - baseline B: nearest ICCS title/inclusion by the un-tuned base encoder's cosine.
@@ -53,7 +54,8 @@ def _truncate(code: str, level: int) -> str:
     return code if level == 4 else ancestor_at(code, level)
 
 
-def baseline_tfidf(texts: list[str], labels: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
+def baseline_tfidf(texts: list[str], labels: np.ndarray, folds: np.ndarray,
+                   groups: np.ndarray) -> dict[str, Any]:
     """Baseline A: char n-gram TF-IDF + logistic regression per level, leave-one-source-out."""
     held = folds != ""
     per_level_pred: dict[int, np.ndarray] = {}
@@ -68,8 +70,7 @@ def baseline_tfidf(texts: list[str], labels: np.ndarray, folds: np.ndarray) -> d
             clf = LogisticRegression(C=10.0, max_iter=200).fit(xtr, y[train])
             pred[test] = clf.predict(vec.transform([t for t, m in zip(texts, test, strict=True) if m]))
         per_level_pred[level] = pred[held]
-    truth, groups = labels[held], folds[held]
-    return _per_level_result(per_level_pred, truth, groups)
+    return _per_level_result(per_level_pred, labels[held], groups[held])
 
 
 def _per_level_result(per_level_pred: dict[int, np.ndarray], truth: np.ndarray,
@@ -90,7 +91,8 @@ def _per_level_result(per_level_pred: dict[int, np.ndarray], truth: np.ndarray,
 
 
 def baseline_nearest_title(settings: Settings, texts: list[str], labels: np.ndarray,
-                           folds: np.ndarray, norm: Normalizer) -> dict[str, Any]:
+                           folds: np.ndarray, groups: np.ndarray,
+                           norm: Normalizer) -> dict[str, Any]:
     """Baseline B: nearest ICCS title or inclusion phrase with the un-tuned base encoder."""
     refs, ref_codes = [], []
     for row in read_manual(settings.data_dir):
@@ -107,7 +109,7 @@ def baseline_nearest_title(settings: Settings, texts: list[str], labels: np.ndar
     pred = np.array(ref_codes, dtype=object)[np.argmax(q @ r.T, axis=1)]
     per_level = {level: np.array([_truncate(p, level) if level_of(p) >= level or level == 4 else p
                                   for p in pred], dtype=object) for level in LEVELS}
-    return _per_level_result(per_level, labels[held], folds[held])
+    return _per_level_result(per_level, labels[held], groups[held])
 
 
 def recipe_oof(texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray,
@@ -172,17 +174,18 @@ def full_evaluation(settings: Settings, version: str | None, output: Path | None
 
     proba, classes, idx = recipe_oof(texts, emb, labels, folds, cfg)
     pred = top_codes(proba, classes)
-    truth, grp = labels[idx], folds[idx]
-    points = coverage_points(proba, classes, truth, grp)
+    truth, grp, fld = labels[idx], groups[idx], folds[idx]
+    points = coverage_points(proba, classes, truth, fld)
     results: dict[str, Any] = {
         "model_version": version,
-        "evaluation": "leave-one-source-out",
+        "evaluation": "leave-jurisdictions-out",
+        "folds": {f: sorted(set(groups[folds == f])) for f in sorted(set(folds) - {""})},
         "sources": sorted(set(grp)),
         "rows_evaluated": int(len(idx)),
         "model": by_group_metrics(pred, truth, grp),
-        "baseline_tfidf_char_lr": baseline_tfidf(texts, labels, folds),
+        "baseline_tfidf_char_lr": baseline_tfidf(texts, labels, folds, groups),
         "baseline_nearest_title_base_encoder": baseline_nearest_title(
-            settings, texts, labels, folds, norm),
+            settings, texts, labels, folds, groups, norm),
         "coverage_vs_precision": points,
         "section_confusion": section_confusion(pred, truth),
         "worst_categories": worst_categories(pred, truth),
@@ -218,7 +221,7 @@ def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
     head = "| system | " + " | ".join(LEVELS.values()) + " |"
     sep = "|---" * (len(LEVELS) + 1) + "|"
     lines = [f"# Evaluation of {r['model_version']}", "",
-             f"Leave-one-source-out over {', '.join(r['sources'])} ({r['rows_evaluated']} rows). "
+             f"Leave-jurisdictions-out over {', '.join(r['sources'])} ({r['rows_evaluated']} rows). "
              "Cells: accuracy / macro-F1.", ""]
     for title, key in (("Pooled (weighted by rows)", "pooled_weighted_by_rows"),
                        ("Unweighted mean over sources", "unweighted_mean_over_sources")):

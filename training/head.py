@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import softmax
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
 
@@ -30,14 +31,17 @@ def fit_head(
     texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainConfig
 ) -> tuple[FeatureBuilder, HierarchicalClassifier]:
     """Fit the n-gram vectoriser (optional) and the classifier on normalised texts."""
-    vectorizer = None
+    vectorizer = reducer = None
     if cfg.char_ngrams:
         vectorizer = TfidfVectorizer(
             analyzer="char_wb", ngram_range=tuple(cfg.ngram_range),
             max_features=cfg.max_features, sublinear_tf=True, dtype=np.float32,
         )
-        vectorizer.fit(texts)
-    features = FeatureBuilder(vectorizer, cfg.embedding_weight)
+        grams = vectorizer.fit_transform(texts)
+        if cfg.ngram_components:
+            k = min(cfg.ngram_components, grams.shape[1] - 1, len(texts) - 1)
+            reducer = TruncatedSVD(n_components=k, random_state=cfg.seed).fit(grams)
+    features = FeatureBuilder(vectorizer, cfg.embedding_weight, reducer)
     head = HierarchicalClassifier(C=cfg.C, max_iter=cfg.max_iter)
     head.fit(features.transform(texts, emb), labels)
     return features, head
@@ -46,11 +50,11 @@ def fit_head(
 def fold_assignment(groups: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     """Fold name per row ("" = always in training).
 
-    With national lists present, each jurisdiction is a fold (leave one source out), so the
-    calibration data are predictions on jurisdictions the head never saw. Without them
-    (quick config) fall back to 3 stratified folds.
+    With national lists present, each fold holds out whole jurisdictions, so the calibration
+    data are predictions on jurisdictions the head never saw. Without them (quick config)
+    fall back to 3 stratified folds.
     """
-    folds = np.array([g if g in cfg.calibration_groups else "" for g in groups], dtype=object)
+    folds = np.array([cfg.calibration_folds.get(g, "") for g in groups], dtype=object)
     if (folds != "").any():
         return folds
     counts = {c: n for c, n in zip(*np.unique(labels, return_counts=True), strict=True)}

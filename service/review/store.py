@@ -253,21 +253,27 @@ class ReviewStore:
         """
         if not items:
             return []
-        ids: list[int] = []
+        picked: list[ReviewItem] = []
         with self._tx() as s:
             keys = sorted({r.text_key for r in items})
             open_items: dict[tuple[str, str | None], ReviewItem] = {}
-            for it in s.scalars(
-                select(ReviewItem).where(
-                    ReviewItem.text_key.in_(keys), ReviewItem.status.in_(OPEN_STATUSES)
-                ).order_by(ReviewItem.id)
-            ):
-                open_items.setdefault((it.text_key, it.batch), it)
+            for i in range(0, len(keys), 500):
+                for it in s.scalars(
+                    select(ReviewItem)
+                    .where(
+                        ReviewItem.text_key.in_(keys[i : i + 500]),
+                        ReviewItem.status.in_(OPEN_STATUSES),
+                    )
+                    .order_by(ReviewItem.id)
+                ):
+                    open_items.setdefault((it.text_key, it.batch), it)
+            new: list[tuple[ReviewItem, ReviewRequest]] = []
+            now = utcnow()
             for req in items:
                 found = open_items.get((req.text_key, req.batch))
                 if found is not None:
                     found.occurrences += req.occurrences
-                    ids.append(found.id)
+                    picked.append(found)
                     continue
                 item = ReviewItem(
                     text=req.text,
@@ -283,17 +289,26 @@ class ReviewStore:
                     section=_section_of(req.top_code),
                     model_version=req.model_version,
                     reviews_required=1,
-                    created_at=utcnow(),
+                    created_at=now,
                 )
-                s.add(item)
-                s.flush()
-                self._audit(
-                    s, item, SYSTEM_ACTOR, "enqueued", None, PENDING, None, req.top_code,
-                    note=f"origin={req.origin}",
-                )
+                new.append((item, req))
                 open_items[(req.text_key, req.batch)] = item
-                ids.append(item.id)
-        return ids
+                picked.append(item)
+            # One flush for all new rows (batched INSERTs), then their audit entries.
+            s.add_all([item for item, _ in new])
+            s.flush()
+            s.add_all(
+                [
+                    AuditEntry(
+                        item_id=item.id, at=now, actor=SYSTEM_ACTOR, action="enqueued",
+                        from_status=None, to_status=PENDING, from_code=None,
+                        to_code=req.top_code, model_version=req.model_version,
+                        note=f"origin={req.origin}",
+                    )
+                    for item, req in new
+                ]
+            )
+        return [item.id for item in picked]
 
     def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:
         """Active decision-memory codes by text key."""
@@ -335,6 +350,21 @@ class ReviewStore:
                     .order_by(ReviewDecision.id)
                 )
             )
+
+    def final_counts(self, item_ids: Sequence[int]) -> dict[int, int]:
+        """Final decisions (not skips) recorded per item, for listing double-review progress."""
+        if not item_ids:
+            return {}
+        with self._sessions() as s:
+            rows = s.execute(
+                select(ReviewDecision.item_id, func.count())
+                .where(
+                    ReviewDecision.item_id.in_(list(item_ids)),
+                    ReviewDecision.action.in_(FINAL_ACTIONS),
+                )
+                .group_by(ReviewDecision.item_id)
+            )
+            return {int(i): int(n) for i, n in rows}
 
     def history(self, item_id: int) -> list[AuditEntry]:
         """The item's audit trail, oldest first."""
@@ -449,12 +479,7 @@ class ReviewStore:
         """
         now = utcnow()
         with self._tx() as s:
-            stmt = select(ReviewItem).where(ReviewItem.id == item_id)
-            if self.is_postgres:
-                stmt = stmt.with_for_update()
-            item = s.scalars(stmt).first()
-            if item is None:
-                raise NotFound(f"No review item {item_id}.", item_id=item_id)
+            item = self._locked(s, item_id)
             self._check_can_act(s, item, reviewer, now)
             return self._lease(s, item, reviewer, now)
 
@@ -697,9 +722,20 @@ class ReviewStore:
         entry.retired_at, entry.retired_by = None, None
 
     def _locked(self, s: Session, item_id: int) -> ReviewItem:
+        """The item, locked against concurrent changes until the transaction ends."""
         stmt = select(ReviewItem).where(ReviewItem.id == item_id)
         if self.is_postgres:
             stmt = stmt.with_for_update()
+        else:
+            # SQLite has no row locks: a no-op write takes the database write lock first, so
+            # the read below sees the latest committed state and nobody changes it meanwhile
+            # (e.g. a double-clicked decision cannot be recorded twice).
+            s.execute(
+                update(ReviewItem)
+                .where(ReviewItem.id == item_id)
+                .values(id=ReviewItem.id)
+                .execution_options(synchronize_session=False)
+            )
         item = s.scalars(stmt).first()
         if item is None:
             raise NotFound(f"No review item {item_id}.", item_id=item_id)

@@ -58,7 +58,7 @@ def test_parity_check_refuses_a_mismatched_export(tmp_path):
     from training.finetune import load_base_model
 
     model = load_base_model(32)
-    export_encoder(model, tmp_path / "enc", int8=False)
+    export_encoder(model, tmp_path / "enc")
     texts = ["theft", "assault with a deadly weapon on a police officer at night", "dui"]
     assert check_parity(model, tmp_path / "enc", texts, 0.999) >= 0.999
     with torch.no_grad():  # a model that is not the one exported

@@ -20,7 +20,6 @@ from service.db import AuditEntry, ReviewDecision, ReviewItem
 from service.review.store import (
     DECIDED,
     FINAL_ACTIONS,
-    ORDER_CONFIDENCE,
     ItemFilter,
     ReviewStore,
     Stats,
@@ -31,7 +30,7 @@ from service.taxonomy import load_taxonomy
 # Mounted under /v1 by service.main, like every v1 router.
 router = APIRouter(prefix="/reviews", tags=["reviews"])
 
-_CONFLICT = {
+_CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorResponse,
         "description": "Claimed by another reviewer, already decided, or already reviewed by "
@@ -47,7 +46,7 @@ def _errors(*statuses: int, conflict: bool = False) -> dict[int | str, dict[str,
 
 StatusName = Literal["pending", "claimed", "decided", "disputed"]
 OrderName = Literal["confidence", "occurrences", "newest"]
-ItemId = Annotated[int, Path(ge=1, description="Review item id.", examples=[42])]
+ItemId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Review item id.", examples=[42])]
 
 
 # --- schemas ------------------------------------------------------------------------------
@@ -109,8 +108,8 @@ class ReviewItemResponse(BaseModel):
     reviews_required: int = Field(description="1, or 2 for double review (3 once disputed).")
     reviews_done: int = Field(description="Final decisions recorded so far.")
     decisions: list[DecisionOut] = Field(
-        description="Decisions so far; hidden while a double-reviewed item is open, so the "
-        "second reviewer decides independently."
+        description="Decisions so far (empty in listings); other reviewers' decisions are "
+        "hidden while a double-reviewed item is open, so each reviewer decides independently."
     )
 
 
@@ -133,7 +132,7 @@ class ClaimNextRequest(BaseModel):
     min_confidence: float | None = Field(None, ge=0, le=1, description="Lowest confidence.")
     max_confidence: float | None = Field(None, ge=0, le=1, description="Highest confidence.")
     order: OrderName = Field(
-        ORDER_CONFIDENCE, description="confidence (lowest first) or occurrences (most first)."
+        "confidence", description="confidence (lowest first) or occurrences (most first)."
     )
 
 
@@ -262,11 +261,15 @@ def _suggestion(raw: dict[str, Any]) -> ReviewSuggestion:
 
 
 def item_response(
-    item: ReviewItem, decisions: list[ReviewDecision], viewer: Principal | None = None
+    item: ReviewItem,
+    decisions: list[ReviewDecision],
+    viewer: Principal | None = None,
+    reviews_done: int | None = None,
 ) -> ReviewItemResponse:
-    """Schema of an item (also used by the reviewer page)."""
+    """Schema of an item; listings pass no decisions but their count."""
     tax = load_taxonomy()
     finals = [d for d in decisions if d.action in FINAL_ACTIONS]
+    done = len(finals) if reviews_done is None else reviews_done
     blind = item.reviews_required > 1 and item.status != DECIDED
     if blind and not (viewer is not None and viewer.can(MANAGE)):
         shown = [d for d in decisions if viewer is not None and d.reviewer == viewer.name]
@@ -298,7 +301,7 @@ def item_response(
         note=item.note,
         created_at=aware(item.created_at) or item.created_at,
         reviews_required=item.reviews_required,
-        reviews_done=len(finals),
+        reviews_done=done,
         decisions=[
             DecisionOut(
                 reviewer=d.reviewer, action=d.action, code=d.code,
@@ -374,7 +377,7 @@ def list_reviews(
     created_to: Annotated[date | None, Query(description="Queued on or before (UTC).")] = None,
     order: Annotated[OrderName, Query(description="confidence or occurrences.")] = "confidence",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> ReviewListResponse:
     """Items filtered and ordered: lowest confidence first, or the most frequent texts first."""
     flt = ItemFilter(
@@ -383,8 +386,9 @@ def list_reviews(
         created_from=created_from, created_to=created_to,
     )
     page = store.list_items(flt, order=order, limit=limit, offset=offset)
+    counts = store.final_counts([i.id for i in page.items])
     return ReviewListResponse(
-        items=[item_response(i, [], principal) for i in page.items],
+        items=[item_response(i, [], principal, counts.get(i.id, 0)) for i in page.items],
         total=page.total, limit=page.limit, offset=page.offset,
     )
 

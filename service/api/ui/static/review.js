@@ -141,7 +141,7 @@
         page.total + ")";
       $("#prev-page").disabled = page.offset === 0;
       $("#next-page").disabled = last >= page.total;
-      say(page.total + " items match.");
+      say(page.total + (page.total === 1 ? " item matches." : " items match."));
     });
   }
 
@@ -210,7 +210,8 @@
 
   function decisionText(it) {
     if (it.decision === "reject") { return "rejected: not an offence"; }
-    return it.decision + "ed to " + it.decided_code + " " + (it.decided_label || "");
+    return (it.decision === "accept" ? "accepted " : "corrected to ") + it.decided_code + " " +
+      (it.decided_label || "");
   }
 
   function renderItem(it) {
