@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from service.auth import ROLES, KeyStore
-from service.config import Settings
+from service.config import Settings, get_settings
 from service.db import session_factory
 from service.errors import ICCSError
 
@@ -13,7 +13,7 @@ from service.errors import ICCSError
 def _store(ctx: click.Context) -> KeyStore:
     from service.review.store import init_db
 
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
     if not settings.database_url:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
     return KeyStore(session_factory(init_db(settings.resolved_database_url())))

@@ -228,8 +228,9 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     settings = settings.model_copy(update={k: v for k, v in
                                            {"host": host, "port": port}.items() if v is not None})
+    # The app writes its own one-line JSON access log; uvicorn's would say it twice.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower())
+                log_level=settings.log_level.lower(), access_log=False)
 
 if __name__ == "__main__":
     main()

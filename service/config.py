@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         None, description="Serve this registry version instead of the promoted one."
     )
     use_int8: bool = Field(True, description="Serve the int8-quantised encoder.")
+    inference_threads: int = Field(
+        1,
+        ge=0,
+        description="ONNX Runtime threads per inference call (0: one per core). One thread per "
+        "call lets concurrent requests run on separate cores, which is faster than splitting "
+        "each call.",
+    )
     max_text_length: int = Field(2000, ge=1, description="Longest record text accepted.")
     max_batch_size: int = Field(1000, ge=1, description="Most records in one batch call.")
     max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest JSON request body.")

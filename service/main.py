@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -28,8 +29,8 @@ from service.api.v1.reviews import router as reviews_router
 from service.api.v1.taxonomy import router as taxonomy_router
 from service.auth import KeyStore
 from service.bulk.jobs import JobRunner
-from service.coding import Coder
-from service.config import Settings
+from service.coding import Coder, ReviewQueue, ReviewRequest
+from service.config import Settings, get_settings
 from service.db import session_factory, utcnow
 from service.models.predictor import load_predictor
 from service.models.registry import Registry
@@ -49,6 +50,28 @@ Every error has the shape `{"error", "detail", "status", "context"}`.
 """
 
 
+class SerialEnqueue:
+    """The review store with its writes from this process taken one at a time (SQLite).
+
+    SQLite has one writer at a time, and a writer that finds the database locked sleeps with
+    growing back-off; under concurrent requests that sleeping makes a long latency tail.
+    Waiting on a lock in-process instead wakes the next writer as soon as the last commits.
+    """
+
+    def __init__(self, store: ReviewStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+
+    def enqueue(self, items: Sequence[ReviewRequest]) -> list[int]:
+        """:meth:`ReviewStore.enqueue` under the lock."""
+        with self._lock:
+            return self.store.enqueue(items)
+
+    def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:
+        """Reads need no lock (WAL readers never wait for the writer)."""
+        return self.store.memory_lookup(text_keys)
+
+
 def start_services(services: Services) -> None:
     """Open the database, load and warm up the model, start the job runner."""
     settings = services.settings
@@ -65,12 +88,16 @@ def start_services(services: Services) -> None:
         settings.model_version,
         int8=settings.use_int8,
         target_precision=settings.target_precision,
+        threads=settings.inference_threads or None,
     )
     # The first ONNX Runtime run allocates its buffers; pay that here, not on a request.
     predictor.classify(["theft of a bicycle"], top_k=1)
     services.predictor = predictor
     services.manifest = services.registry.manifest(predictor.version)
-    services.coder = Coder(predictor, services.store)
+    queue: ReviewQueue = services.store
+    if engine.dialect.name == "sqlite":
+        queue = SerialEnqueue(services.store)
+    services.coder = Coder(predictor, queue)
     services.loaded_at = utcnow()
     services.startup_seconds = time.perf_counter() - start
     services.metrics.model_info.labels(predictor.version, TAXONOMY_VERSION).set(1)
@@ -102,7 +129,7 @@ def stop_services(services: Services) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app for ``settings`` (default: read from the environment)."""
-    settings = settings or Settings()
+    settings = settings or get_settings()
     metrics = Metrics()
     services = Services(
         settings=settings,

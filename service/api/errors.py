@@ -112,7 +112,10 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = exc.detail
     else:
         detail = HTTPStatus(status).phrase
-    return error_response(code, detail, status, headers=exc.headers)
+    # The body limit's own exception carries its limit (see service.api.limits.BodyTooLarge).
+    limit = getattr(exc, "limit", None)
+    context = {"limit_bytes": limit} if isinstance(limit, int) else None
+    return error_response(code, detail, status, context, headers=dict(exc.headers or {}) or None)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -30,6 +30,18 @@ router = APIRouter(tags=["classify"])
 MAX_PRECISION = 0.999
 
 
+def check_precision(p: float, settings: Settings) -> float:
+    """``p`` if it lies within the operator's floor and 0.999, else :class:`InvalidInput`."""
+    if not settings.min_precision_floor <= p <= MAX_PRECISION:
+        raise InvalidInput(
+            f"min_precision must be between {settings.min_precision_floor} and {MAX_PRECISION}.",
+            field="min_precision",
+            minimum=settings.min_precision_floor,
+            maximum=MAX_PRECISION,
+        )
+    return p
+
+
 def check_record(item: ClassifyRequest, settings: Settings) -> float | None:
     """Apply the operator's limits to one record; the min_precision to use (None: default)."""
     if len(item.text) > settings.max_text_length:
@@ -39,15 +51,9 @@ def check_record(item: ClassifyRequest, settings: Settings) -> float | None:
             length=len(item.text),
             limit=settings.max_text_length,
         )
-    p = item.min_precision
-    if p is not None and not settings.min_precision_floor <= p <= MAX_PRECISION:
-        raise InvalidInput(
-            f"min_precision must be between {settings.min_precision_floor} and {MAX_PRECISION}.",
-            field="min_precision",
-            minimum=settings.min_precision_floor,
-            maximum=MAX_PRECISION,
-        )
-    return p
+    if item.min_precision is None:
+        return None
+    return check_precision(item.min_precision, settings)
 
 
 def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:
@@ -60,7 +66,7 @@ def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:
     return ClassifyResponse(
         id=rec.record_id,
         request_id=request_id,
-        status=res.status,  # type: ignore[arg-type]
+        status=res.status,
         reason=res.reason,
         assigned=assigned,
         suggestions=[
@@ -70,7 +76,7 @@ def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:
             for s in res.suggestions
         ],
         review_id=rec.review_id,
-        source=rec.source,  # type: ignore[arg-type]
+        source=rec.source,
         model_version=res.model_version,
         taxonomy_version=res.taxonomy_version,
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from service.api.deps import PredictorDep, Reader, ServicesDep
+from service.api.v1.classify import check_precision
 from service.api.v1.responses import error_responses
 from service.api.v1.schemas import ActiveModelResponse, ModelsResponse, ModelSummary
 from service.taxonomy import TAXONOMY_VERSION
@@ -50,18 +51,35 @@ def models(_: Reader, services: ServicesDep, predictor: PredictorDep) -> ModelsR
     "/active",
     response_model=ActiveModelResponse,
     summary="The model this process serves",
-    responses=error_responses(401, 403, 429, 503),
+    responses=error_responses(401, 403, 422, 429, 503),
 )
-def active(_: Reader, services: ServicesDep, predictor: PredictorDep) -> ActiveModelResponse:
-    """Version, decision thresholds at the service's target precision, and headline metrics."""
+def active(
+    _: Reader,
+    services: ServicesDep,
+    predictor: PredictorDep,
+    min_precision: Annotated[
+        float | None,
+        Query(
+            ge=0.5,
+            le=0.999,
+            description="Show the thresholds a classify call with this `min_precision` would "
+            "use (within the operator's floor and 0.999) instead of the service's default.",
+            examples=[0.9],
+        ),
+    ] = None,
+) -> ActiveModelResponse:
+    """Version, decision thresholds at the target precision, and headline metrics."""
     manifest = services.manifest
-    thresholds = predictor.thresholds.at(predictor.default_precision)
+    precision = predictor.default_precision
+    if min_precision is not None:
+        precision = check_precision(min_precision, services.settings)
+    thresholds = predictor.thresholds.at(precision)
     return ActiveModelResponse(
         version=predictor.version,
         promoted=services.registry.active() == predictor.version,
         taxonomy_version=TAXONOMY_VERSION,
         created_at=_created(manifest),
-        target_precision=predictor.default_precision,
+        target_precision=precision,
         thresholds={
             str(level): (round(t, 4) if math.isfinite(t) else None)
             for level, t in sorted(thresholds.items())

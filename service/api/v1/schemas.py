@@ -286,11 +286,13 @@ class ActiveModelResponse(BaseModel):
     taxonomy_version: str = Field(description="Version of ICCS.", examples=["ICCS v1.0"])
     created_at: str | None = Field(description="When it was trained.", examples=["2025-01-01"])
     target_precision: float = Field(
-        description="Default precision of automatic coding in this service.", examples=[0.95]
+        description="Precision of automatic coding the thresholds are for: the service's "
+        "default, or the `min_precision` asked for.",
+        examples=[0.95],
     )
     thresholds: dict[str, float | None] = Field(
-        description="Confidence threshold per level (1..4) at the target precision; null or "
-        "above 1 when no confidence reaches it at that level.",
+        description="Confidence threshold per level (1..4) at that precision; above 1 when no "
+        "confidence reaches it at that level (nothing is auto-coded there).",
         examples=[{"2": 0.81, "3": 0.88, "4": 0.93}],
     )
     int8: bool = Field(description="True when the int8-quantised encoder is used.", examples=[True])
