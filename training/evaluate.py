@@ -29,7 +29,6 @@ from service.models.registry import Registry
 from service.normalize import Normalizer
 from service.taxonomy import ancestor_at, level_of, load_taxonomy
 from training.config import TrainConfig
-from training.corpus.assemble import read_labelled_csv
 from training.corpus.manual import read_manual
 from training.finetune import load_base_model
 from training.head import NA, fold_assignment, out_of_fold_logits, top_codes
@@ -54,8 +53,9 @@ def _truncate(code: str, level: int) -> str:
     return code if level == 4 else ancestor_at(code, level)
 
 
-def baseline_tfidf(texts: list[str], labels: np.ndarray, folds: np.ndarray,
-                   groups: np.ndarray) -> dict[str, Any]:
+def baseline_tfidf(
+    texts: list[str], labels: np.ndarray, folds: np.ndarray, groups: np.ndarray
+) -> dict[str, Any]:
     """Baseline A: char n-gram TF-IDF + logistic regression per level, leave-one-source-out."""
     held = folds != ""
     per_level_pred: dict[int, np.ndarray] = {}
@@ -64,35 +64,51 @@ def baseline_tfidf(texts: list[str], labels: np.ndarray, folds: np.ndarray,
         pred = np.empty(len(texts), dtype=object)
         for fold in sorted(set(folds) - {""}):
             test, train = folds == fold, folds != fold
-            vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
-                                  max_features=40000, dtype=np.float32)
+            vec = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(2, 5),
+                sublinear_tf=True,
+                max_features=40000,
+                dtype=np.float32,
+            )
             xtr = vec.fit_transform([t for t, m in zip(texts, train, strict=True) if m])
             clf = LogisticRegression(C=10.0, max_iter=200).fit(xtr, y[train])
-            pred[test] = clf.predict(vec.transform([t for t, m in zip(texts, test, strict=True) if m]))
+            pred[test] = clf.predict(
+                vec.transform([t for t, m in zip(texts, test, strict=True) if m])
+            )
         per_level_pred[level] = pred[held]
     return _per_level_result(per_level_pred, labels[held], groups[held])
 
 
-def _per_level_result(per_level_pred: dict[int, np.ndarray], truth: np.ndarray,
-                      groups: np.ndarray) -> dict[str, Any]:
+def _per_level_result(
+    per_level_pred: dict[int, np.ndarray], truth: np.ndarray, groups: np.ndarray
+) -> dict[str, Any]:
     out: dict[str, Any] = {"pooled_weighted_by_rows": {}, "unweighted_mean_over_sources": {}}
     for level, name in LEVELS.items():
         pooled = level_metrics(per_level_pred[level], truth).get(name)
         if pooled:
             out["pooled_weighted_by_rows"][name] = pooled
-        per = [level_metrics(per_level_pred[level][groups == g], truth[groups == g]).get(name)
-               for g in sorted(set(groups))]
-        per = [p for p in per if p]
-        if per:
+        per = [
+            level_metrics(per_level_pred[level][groups == g], truth[groups == g]).get(name)
+            for g in sorted(set(groups))
+        ]
+        found = [p for p in per if p is not None]
+        if found:
             out["unweighted_mean_over_sources"][name] = {
-                k: float(np.mean([p[k] for p in per])) for k in ("accuracy", "macro_f1", "weighted_f1")
+                k: float(np.mean([p[k] for p in found]))
+                for k in ("accuracy", "macro_f1", "weighted_f1")
             }
     return out
 
 
-def baseline_nearest_title(settings: Settings, texts: list[str], labels: np.ndarray,
-                           folds: np.ndarray, groups: np.ndarray,
-                           norm: Normalizer) -> dict[str, Any]:
+def baseline_nearest_title(
+    settings: Settings,
+    texts: list[str],
+    labels: np.ndarray,
+    folds: np.ndarray,
+    groups: np.ndarray,
+    norm: Normalizer,
+) -> dict[str, Any]:
     """Baseline B: nearest ICCS title or inclusion phrase with the un-tuned base encoder."""
     refs, ref_codes = [], []
     for row in read_manual(settings.data_dir):
@@ -103,17 +119,27 @@ def baseline_nearest_title(settings: Settings, texts: list[str], labels: np.ndar
                 ref_codes.append(row["code"])
     model = load_base_model(64)
     held = folds != ""
-    q = model.encode([t for t, m in zip(texts, held, strict=True) if m], batch_size=64,
-                     normalize_embeddings=True, show_progress_bar=False)
+    q = model.encode(
+        [t for t, m in zip(texts, held, strict=True) if m],
+        batch_size=64,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+    )
     r = model.encode(refs, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     pred = np.array(ref_codes, dtype=object)[np.argmax(q @ r.T, axis=1)]
-    per_level = {level: np.array([_truncate(p, level) if level_of(p) >= level or level == 4 else p
-                                  for p in pred], dtype=object) for level in LEVELS}
+    per_level = {
+        level: np.array(
+            [_truncate(p, level) if level_of(p) >= level or level == 4 else p for p in pred],
+            dtype=object,
+        )
+        for level in LEVELS
+    }
     return _per_level_result(per_level, labels[held], groups[held])
 
 
-def recipe_oof(texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray,
-               cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def recipe_oof(
+    texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray, cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leave-one-source-out probabilities of the model recipe (temperature fitted on them)."""
     from training.head import calibrate
 
@@ -124,8 +150,9 @@ def recipe_oof(texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.
     return softmax(oof[held] / cal["temperature"], axis=1), classes, held
 
 
-def coverage_points(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray,
-                    groups: np.ndarray) -> list[dict[str, float]]:
+def coverage_points(
+    proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, groups: np.ndarray
+) -> list[dict[str, float]]:
     """Share auto-coded vs precision of the auto-coded, over a range of target precisions."""
     points = []
     for p in CURVE_PRECISIONS:
@@ -144,8 +171,13 @@ def plot_coverage(points: list[dict[str, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.plot([p["coverage"] for p in points], [p["precision"] for p in points], marker="o")
     for p in points:
-        ax.annotate(f"{p['target']:.2f}", (p["coverage"], p["precision"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, -8))
+        ax.annotate(
+            f"{p['target']:.2f}",
+            (p["coverage"], p["precision"]),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(4, -8),
+        )
     ax.set_xlabel("share of records auto-coded")
     ax.set_ylabel("precision of auto-coded records")
     ax.set_title("Coverage vs precision (leave-one-source-out)")
@@ -165,7 +197,6 @@ def full_evaluation(settings: Settings, version: str | None, output: Path | None
     groups = np.array([r.split_group for r in rows], dtype=object)
     labels = np.array([r.iccs_code for r in rows], dtype=object)
     folds = fold_assignment(groups, labels, cfg)
-    held = folds != ""
     norm = Normalizer.from_files([entry / "abbreviations.csv"], expand=True)
     plain = Normalizer({}, expand=False)
     texts = [norm(r.text) for r in rows]
@@ -185,7 +216,8 @@ def full_evaluation(settings: Settings, version: str | None, output: Path | None
         "model": by_group_metrics(pred, truth, grp),
         "baseline_tfidf_char_lr": baseline_tfidf(texts, labels, folds, groups),
         "baseline_nearest_title_base_encoder": baseline_nearest_title(
-            settings, texts, labels, folds, groups, norm),
+            settings, texts, labels, folds, groups, norm
+        ),
         "coverage_vs_precision": points,
         "section_confusion": section_confusion(pred, truth),
         "worst_categories": worst_categories(pred, truth),
@@ -194,11 +226,13 @@ def full_evaluation(settings: Settings, version: str | None, output: Path | None
     texts_plain = [plain(r.text) for r in rows]
     emb_plain = encoder.encode(texts_plain)
     p2, c2, _ = recipe_oof(texts_plain, emb_plain, labels, folds, cfg)
-    results["ablation_no_abbreviation_expansion"] = by_group_metrics(
-        top_codes(p2, c2), truth, grp)["pooled_weighted_by_rows"]
+    results["ablation_no_abbreviation_expansion"] = by_group_metrics(top_codes(p2, c2), truth, grp)[
+        "pooled_weighted_by_rows"
+    ]
     p3, c3, _ = recipe_oof(texts, emb, labels, folds, replace(cfg, char_ngrams=False))
-    results["ablation_no_char_ngrams"] = by_group_metrics(
-        top_codes(p3, c3), truth, grp)["pooled_weighted_by_rows"]
+    results["ablation_no_char_ngrams"] = by_group_metrics(top_codes(p3, c3), truth, grp)[
+        "pooled_weighted_by_rows"
+    ]
 
     out_dir = output or entry / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,27 +254,56 @@ def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
     """Markdown: the side-by-side table, ablations, coverage curve, confusion, worst codes."""
     head = "| system | " + " | ".join(LEVELS.values()) + " |"
     sep = "|---" * (len(LEVELS) + 1) + "|"
-    lines = [f"# Evaluation of {r['model_version']}", "",
-             f"Leave-jurisdictions-out over {', '.join(r['sources'])} ({r['rows_evaluated']} rows). "
-             "Cells: accuracy / macro-F1.", ""]
-    for title, key in (("Pooled (weighted by rows)", "pooled_weighted_by_rows"),
-                       ("Unweighted mean over sources", "unweighted_mean_over_sources")):
-        lines += [f"## {title}", "", head, sep,
-                  _row("fine-tuned model", r["model"][key]),
-                  _row("baseline A: TF-IDF char + LR per level", r["baseline_tfidf_char_lr"][key]),
-                  _row("baseline B: nearest title, base encoder",
-                       r["baseline_nearest_title_base_encoder"][key]), ""]
-    lines += ["## Ablations (pooled)", "", head, sep,
-              _row("full recipe", r["model"]["pooled_weighted_by_rows"]),
-              _row("no abbreviation expansion", r["ablation_no_abbreviation_expansion"]),
-              _row("no char n-grams", r["ablation_no_char_ngrams"]), "",
-              "## Coverage vs precision", "", "![](coverage_precision.png)", "",
-              "| target | share auto-coded | precision |", "|---|---|---|"]
-    lines += [f"| {p['target']} | {p['coverage']:.3f} | {p['precision']:.3f} |"
-              for p in r["coverage_vs_precision"]]
+    lines = [
+        f"# Evaluation of {r['model_version']}",
+        "",
+        f"Leave-jurisdictions-out over {', '.join(r['sources'])} ({r['rows_evaluated']} rows). "
+        "Cells: accuracy / macro-F1.",
+        "",
+    ]
+    for title, key in (
+        ("Pooled (weighted by rows)", "pooled_weighted_by_rows"),
+        ("Unweighted mean over sources", "unweighted_mean_over_sources"),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            head,
+            sep,
+            _row("fine-tuned model", r["model"][key]),
+            _row("baseline A: TF-IDF char + LR per level", r["baseline_tfidf_char_lr"][key]),
+            _row(
+                "baseline B: nearest title, base encoder",
+                r["baseline_nearest_title_base_encoder"][key],
+            ),
+            "",
+        ]
+    lines += [
+        "## Ablations (pooled)",
+        "",
+        head,
+        sep,
+        _row("full recipe", r["model"]["pooled_weighted_by_rows"]),
+        _row("no abbreviation expansion", r["ablation_no_abbreviation_expansion"]),
+        _row("no char n-grams", r["ablation_no_char_ngrams"]),
+        "",
+        "## Coverage vs precision",
+        "",
+        "![](coverage_precision.png)",
+        "",
+        "| target | share auto-coded | precision |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {p['target']} | {p['coverage']:.3f} | {p['precision']:.3f} |"
+        for p in r["coverage_vs_precision"]
+    ]
     lines += ["", "## Worst categories (exact code, F1)", ""]
-    lines += [f"- {w['code']} {load_taxonomy().title(w['code']) if w['code'] in load_taxonomy() else ''}"
-              f": F1 {w['f1']} (support {w['support']})" for w in r["worst_categories"]]
+    lines += [
+        f"- {w['code']} {load_taxonomy().title(w['code']) if w['code'] in load_taxonomy() else ''}"
+        f": F1 {w['f1']} (support {w['support']})"
+        for w in r["worst_categories"]
+    ]
     Path(path).write_text("\n".join(lines) + "\n", "utf-8")
 
 
@@ -251,16 +314,26 @@ def evaluate_file(settings: Settings, version: str | None, input_path: Path) -> 
     df = pd.read_csv(input_path, dtype=str, keep_default_na=False)
     predictor = load_predictor(settings.registry_dir, version)
     results = predictor.classify(df["text"].tolist())
-    pred = np.array([NA if r.status == "rejected" else (r.suggestions[0].code if r.suggestions else NA)
-                     for r in results], dtype=object)
+    pred = np.array(
+        [
+            NA if r.status == "rejected" else (r.suggestions[0].code if r.suggestions else NA)
+            for r in results
+        ],
+        dtype=object,
+    )
     truth = df["iccs_code"].to_numpy(dtype=object)
     assigned = [r.assigned.code if r.assigned else None for r in results]
-    return {"model_version": predictor.version, "rows": len(df),
-            "levels": level_metrics(pred, truth), "policy": policy_outcome(assigned, truth)}
+    return {
+        "model_version": predictor.version,
+        "rows": len(df),
+        "levels": level_metrics(pred, truth),
+        "policy": policy_outcome(assigned, truth),
+    }
 
 
-def evaluate_command(settings: Settings, version: str | None, input_path: Path | None,
-                     output: Path | None) -> dict[str, Any]:
+def evaluate_command(
+    settings: Settings, version: str | None, input_path: Path | None, output: Path | None
+) -> dict[str, Any]:
     """Entry point of ``iccs evaluate``."""
     if input_path is not None:
         result = evaluate_file(settings, version, input_path)
@@ -272,5 +345,7 @@ def evaluate_command(settings: Settings, version: str | None, input_path: Path |
     return {k: full[k] for k in ("model_version", "rows_evaluated")} | {
         "model": full["model"]["pooled_weighted_by_rows"],
         "baseline_tfidf_char_lr": full["baseline_tfidf_char_lr"]["pooled_weighted_by_rows"],
-        "baseline_nearest_title": full["baseline_nearest_title_base_encoder"]["pooled_weighted_by_rows"],
+        "baseline_nearest_title": full["baseline_nearest_title_base_encoder"][
+            "pooled_weighted_by_rows"
+        ],
     }

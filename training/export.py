@@ -8,8 +8,8 @@ sequence axes and returns token states; pooling happens in numpy at serving time
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -29,7 +29,9 @@ class _TokenStates(torch.nn.Module):
         self.transformer = transformer
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.transformer(input_ids=input_ids, attention_mask=attention_mask)[0]
+        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask)
+        states: torch.Tensor = out[0]
+        return states
 
 
 def export_encoder(model, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
@@ -37,8 +39,11 @@ def export_encoder(model, out_dir: Path) -> Path:  # type: ignore[no-untyped-def
     out_dir.mkdir(parents=True, exist_ok=True)
     transformer = model[0].auto_model.eval()
     tokenizer = model.tokenizer
-    sample = tokenizer(["a short one", "a somewhat longer offence description text"],
-                       padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["a short one", "a somewhat longer offence description text"],
+        padding=True,
+        return_tensors="pt",
+    )
     axes = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
@@ -75,7 +80,9 @@ QUANT_RECIPES: dict[str, str | None] = {
     "all_matmuls_per_channel": None,
     "keep_ffn_output_fp32": r"layer\.\d+/output/dense/",
     "keep_ffn_fp32": r"layer\.\d+/(intermediate|output)/dense/",
-    "keep_ffn_and_attention_output_fp32": r"layer\.\d+/(intermediate|output|attention/output)/dense/",
+    "keep_ffn_and_attention_output_fp32": (
+        r"layer\.\d+/(intermediate|output|attention/output)/dense/"
+    ),
 }
 
 
@@ -86,14 +93,20 @@ def quantize(out_dir: Path, recipe: str) -> Path:
 
     keep = QUANT_RECIPES[recipe]
     graph = onnx.load(str(out_dir / "model.onnx"), load_external_data=False).graph
-    exclude = [n.name for n in graph.node
-               if n.op_type == "MatMul" and keep and re.search(keep, n.name)]
+    exclude = [
+        n.name for n in graph.node if n.op_type == "MatMul" and keep and re.search(keep, n.name)
+    ]
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs every tensor on the root logger
     try:
-        quantize_dynamic(str(out_dir / "model.onnx"), str(out_dir / "model.int8.onnx"),
-                         weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude)
+        quantize_dynamic(
+            str(out_dir / "model.onnx"),
+            str(out_dir / "model.int8.onnx"),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=exclude,
+        )
     finally:
         root.setLevel(level)
     return out_dir / "model.int8.onnx"
@@ -103,8 +116,13 @@ def check_parity(model, out_dir: Path, texts: list[str], min_cosine: float) -> f
     """Lowest cosine between PyTorch and ONNX fp32 embeddings on padded mixed-length batches."""
     onnx = OnnxEncoder(out_dir, int8=False)
     with torch.no_grad():
-        ref = model.encode(texts, batch_size=32, normalize_embeddings=True,
-                           convert_to_numpy=True, show_progress_bar=False)
+        ref = model.encode(
+            texts,
+            batch_size=32,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     # Batches of mixed lengths: shuffle so short and long texts share a padded batch.
     order = np.random.default_rng(0).permutation(len(texts))
     got = np.empty_like(ref)
@@ -129,7 +147,8 @@ def check_int8_agreement(
     log.info("int8 top-1 agreement with fp32: %.4f", agreement)
     if agreement < min_agreement:
         raise ExportCheckFailed(
-            f"int8 encoder agrees with fp32 on {agreement:.3%} of top-1 codes (< {min_agreement:.0%}).",
+            f"int8 encoder agrees with fp32 on {agreement:.3%} of top-1 codes "
+            f"(< {min_agreement:.0%}).",
             agreement=agreement,
         )
     return agreement

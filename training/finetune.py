@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -76,8 +77,11 @@ def build_triplets(
         negs = exclusion_negatives.get(text, []) if hard_negatives else []
         if not negs and hard_negatives:
             parent = tax.parent(code)
-            siblings = [c for c in (tax.children(parent) if parent else tax.codes(level=1))
-                        if c != code and c in category_text]
+            siblings = [
+                c
+                for c in (tax.children(parent) if parent else tax.codes(level=1))
+                if c != code and c in category_text
+            ]
             negs = siblings
         neg_code = rng.choice(negs) if negs else rng.choice(all_codes)
         negative = category_text[neg_code]
@@ -124,7 +128,7 @@ def finetune(
     max_seq_length: int,
     max_steps: int | None,
     seed: int,
-):  # type: ignore[no-untyped-def]
+) -> Any:
     """Fine-tune the base model on ``triplets`` and save it to ``output_dir``."""
     torch.manual_seed(seed)
     model = load_base_model(max_seq_length)
@@ -145,20 +149,23 @@ def finetune(
             if step >= total:
                 break
             anchors = _embed(model, [t.anchor for t in batch])
-            candidates = _embed(
-                model, [t.positive for t in batch] + [t.negative for t in batch]
-            )
+            candidates = _embed(model, [t.positive for t in batch] + [t.negative for t in batch])
             scores = anchors @ candidates.T * SCALE
             loss = F.cross_entropy(scores, torch.arange(len(batch)))
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             step += 1
             if step % 20 == 0 or step == total:
-                log.info("fine-tune step %d/%d loss %.4f (%.0fs)", step, total, loss.item(),
-                         time.perf_counter() - started)
+                log.info(
+                    "fine-tune step %d/%d loss %.4f (%.0fs)",
+                    step,
+                    total,
+                    loss.item(),
+                    time.perf_counter() - started,
+                )
     model.eval()
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(output_dir))

@@ -34,8 +34,11 @@ def fit_head(
     vectorizer = reducer = None
     if cfg.char_ngrams:
         vectorizer = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=tuple(cfg.ngram_range),
-            max_features=cfg.max_features, sublinear_tf=True, dtype=np.float32,
+            analyzer="char_wb",
+            ngram_range=tuple(cfg.ngram_range),
+            max_features=cfg.max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
         )
         grams = vectorizer.fit_transform(texts)
         if cfg.ngram_components:
@@ -67,8 +70,12 @@ def fold_assignment(groups: np.ndarray, labels: np.ndarray, cfg: TrainConfig) ->
 
 
 def out_of_fold_logits(
-    texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray,
-    classes: np.ndarray, cfg: TrainConfig,
+    texts: list[str],
+    emb: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray,
+    classes: np.ndarray,
+    cfg: TrainConfig,
 ) -> np.ndarray:
     """Logits over ``classes`` for every row in a fold, from a head that never saw its fold.
 
@@ -81,7 +88,7 @@ def out_of_fold_logits(
         train = np.flatnonzero(folds != fold)
         features, head = fit_head([texts[i] for i in train], emb[train], labels[train], cfg)
         logits = head.logits(features.transform([texts[i] for i in test], emb[test]))
-        cols = [col[c] for c in head.classes_]
+        cols = np.array([col[c] for c in head.classes_], dtype=np.intp)
         out[np.ix_(test, cols)] = logits
         log.info("out-of-fold %s: %d rows, trained on %d", fold, len(test), len(train))
     return out
@@ -135,18 +142,26 @@ def level_outcomes(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) ->
     )
 
 
-def _top1(proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _top1(
+    proba: np.ndarray, classes: np.ndarray, truth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     top = top_codes(proba, classes)
     cls = [str(c) for c in classes]
     na = cls.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in cls else -1
-    conf = np.where(top == NA, proba[:, na] if na >= 0 else 0.0,
-                    np.max(np.where(np.arange(len(cls)) == na, -1, proba), axis=1))
+    conf = np.where(
+        top == NA,
+        proba[:, na] if na >= 0 else 0.0,
+        np.max(np.where(np.arange(len(cls)) == na, -1, proba), axis=1),
+    )
     t = np.where(truth == NOT_AN_OFFENCE, NA, truth)
     return conf, (top == t)
 
 
 def calibrate(
-    logits: np.ndarray, classes: np.ndarray, truth: np.ndarray, folds: np.ndarray,
+    logits: np.ndarray,
+    classes: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
     cfg: TrainConfig,
 ) -> dict[str, Any]:
     """Temperature, precision curves per level, thresholds at the target, ECE before/after.
@@ -169,8 +184,11 @@ def calibrate(
         cv_conf[inside], _ = _top1(softmax(lg[inside] / t_fold, axis=1), classes, tr[inside])
     proba = softmax(lg / temperature, axis=1)
     outcomes = level_outcomes(proba, classes, tr)
-    curves = {lvl: PrecisionCurve.from_predictions(outcomes.conf[lvl], outcomes.correct[lvl])
-              for lvl in (2, 3, 4) if len(outcomes.conf[lvl])}
+    curves = {
+        lvl: PrecisionCurve.from_predictions(outcomes.conf[lvl], outcomes.correct[lvl])
+        for lvl in (2, 3, 4)
+        if len(outcomes.conf[lvl])
+    }
     per_level_ece = {
         str(lvl): expected_calibration_error(outcomes.conf[lvl], outcomes.correct[lvl])
         for lvl in curves
@@ -185,6 +203,10 @@ def calibrate(
         "curves": {str(k): v.to_dict() for k, v in curves.items()},
         "thresholds": {str(k): v.threshold_for(cfg.target_precision) for k, v in curves.items()},
     }
-    log.info("calibration: T=%.3f ECE %.4f -> %.4f", temperature, result["ece_top1_before"],
-             result["ece_top1_after"])
+    log.info(
+        "calibration: T=%.3f ECE %.4f -> %.4f",
+        temperature,
+        result["ece_top1_before"],
+        result["ece_top1_after"],
+    )
     return result

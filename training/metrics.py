@@ -31,24 +31,26 @@ def level_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, fl
     """
     out: dict[str, dict[str, float]] = {}
     for level, name in LEVELS.items():
-        pairs = [(_at_level(p, level) or p, t2) for p, t in zip(pred, truth, strict=True)
-                 if (t2 := _at_level(t, level)) is not None]
+        pairs = [
+            (_at_level(p, level) or p, t2)
+            for p, t in zip(pred, truth, strict=True)
+            if (t2 := _at_level(t, level)) is not None
+        ]
         if not pairs:
             continue
         p_l, t_l = zip(*pairs, strict=True)
         out[name] = {
             "n": len(pairs),
             "accuracy": float(accuracy_score(t_l, p_l)),
-            "macro_f1": float(f1_score(t_l, p_l, average="macro", labels=sorted(set(t_l)),
-                                       zero_division=0)),
+            "macro_f1": float(
+                f1_score(t_l, p_l, average="macro", labels=sorted(set(t_l)), zero_division=0)
+            ),
             "weighted_f1": float(f1_score(t_l, p_l, average="weighted", zero_division=0)),
         }
     return out
 
 
-def by_group_metrics(
-    pred: np.ndarray, truth: np.ndarray, groups: np.ndarray
-) -> dict[str, Any]:
+def by_group_metrics(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
     """Metrics per source, plus the pooled figures and the unweighted mean over sources."""
     per = {g: level_metrics(pred[groups == g], truth[groups == g]) for g in sorted(set(groups))}
     pooled = level_metrics(pred, truth)
@@ -56,10 +58,15 @@ def by_group_metrics(
     for name in LEVELS.values():
         vals = [m[name] for m in per.values() if name in m]
         if vals:
-            mean[name] = {k: float(np.mean([v[k] for v in vals]))
-                          for k in ("accuracy", "macro_f1", "weighted_f1")}
-    return {"pooled_weighted_by_rows": pooled, "unweighted_mean_over_sources": mean,
-            "per_source": per}
+            mean[name] = {
+                k: float(np.mean([v[k] for v in vals]))
+                for k in ("accuracy", "macro_f1", "weighted_f1")
+            }
+    return {
+        "pooled_weighted_by_rows": pooled,
+        "unweighted_mean_over_sources": mean,
+        "per_source": per,
+    }
 
 
 def section_confusion(pred: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, int]]:
@@ -70,8 +77,9 @@ def section_confusion(pred: np.ndarray, truth: np.ndarray) -> dict[str, dict[str
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
-def worst_categories(pred: np.ndarray, truth: np.ndarray, min_support: int = 5,
-                     n: int = 15) -> list[dict[str, Any]]:
+def worst_categories(
+    pred: np.ndarray, truth: np.ndarray, min_support: int = 5, n: int = 15
+) -> list[dict[str, Any]]:
     """Exact-code categories with the lowest F1 among those with enough support."""
     labels = [c for c, k in Counter(truth).items() if k >= min_support]
     if not labels:
@@ -88,6 +96,9 @@ def policy_outcome(assigned: list[str | None], truth: np.ndarray) -> dict[str, f
     auto = [(a, t) for a, t in zip(assigned, truth, strict=True) if a]
     if not auto:
         return {"coverage": 0.0, "precision": 1.0, "n_auto": 0}
-    ok = sum(1 for a, t in auto if t != NOT_AN_OFFENCE and str(t).startswith(a)
-             and level_of(t) >= level_of(a))
+    ok = sum(
+        1
+        for a, t in auto
+        if t != NOT_AN_OFFENCE and str(t).startswith(a) and level_of(t) >= level_of(a)
+    )
     return {"coverage": len(auto) / len(truth), "precision": ok / len(auto), "n_auto": len(auto)}

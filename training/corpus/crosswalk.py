@@ -35,8 +35,12 @@ def read_crosswalks(folder: Path) -> dict[str, dict[str, CrosswalkEntry]]:
                 for row in csv.DictReader(f):
                     key = row["source_key"].strip()
                     entries[key] = CrosswalkEntry(
-                        source, key, row["iccs_code"].strip(), row["confidence"].strip(),
-                        row.get("rationale", "").strip(), path.name,
+                        source,
+                        key,
+                        row["iccs_code"].strip(),
+                        row["confidence"].strip(),
+                        row.get("rationale", "").strip(),
+                        path.name,
                     )
         if entries:
             out[source] = entries
@@ -58,6 +62,13 @@ def crosswalk_rows(
                 if missing is not None:
                     missing.append(f"{source}:{rec.key}")
                 continue
-            yield LabelledRow(rec.text, entry.code, source, rec.key, language=language,
-                              style="code_list", confidence=entry.confidence or "medium",
-                              split_group=group)
+            yield LabelledRow(
+                rec.text,
+                entry.code,
+                source,
+                rec.key,
+                language=language,
+                style="code_list",
+                confidence=entry.confidence or "medium",
+                split_group=group,
+            )

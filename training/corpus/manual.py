@@ -68,19 +68,42 @@ def manual_rows(data_dir: Path) -> Iterator[LabelledRow]:
     """Titles, descriptions, inclusions and exclusion references as labelled rows."""
     for row in read_manual(data_dir):
         code = row["code"]
-        yield LabelledRow(row["label"], code, SOURCE_MANUAL, f"{code}:title",
-                          style="official_title", split_group=SOURCE_MANUAL)
+        yield LabelledRow(
+            row["label"],
+            code,
+            SOURCE_MANUAL,
+            f"{code}:title",
+            style="official_title",
+            split_group=SOURCE_MANUAL,
+        )
         if row["description"].strip():
-            yield LabelledRow(row["description"].strip(), code, SOURCE_MANUAL,
-                              f"{code}:description", style="official_title",
-                              split_group=SOURCE_MANUAL)
+            yield LabelledRow(
+                row["description"].strip(),
+                code,
+                SOURCE_MANUAL,
+                f"{code}:description",
+                style="official_title",
+                split_group=SOURCE_MANUAL,
+            )
         for i, phrase in enumerate(_phrases(row["inclusions"])):
-            yield LabelledRow(phrase, code, SOURCE_MANUAL, f"{code}:inclusion:{i}",
-                              style="official_title", split_group=SOURCE_MANUAL)
+            yield LabelledRow(
+                phrase,
+                code,
+                SOURCE_MANUAL,
+                f"{code}:inclusion:{i}",
+                style="official_title",
+                split_group=SOURCE_MANUAL,
+            )
     for i, exc in enumerate(exclusions(data_dir)):
-        yield LabelledRow(exc.phrase, exc.belongs_to, SOURCE_MANUAL,
-                          f"{exc.excluded_from}:exclusion:{i}", style="official_title",
-                          confidence="medium", split_group=SOURCE_MANUAL)
+        yield LabelledRow(
+            exc.phrase,
+            exc.belongs_to,
+            SOURCE_MANUAL,
+            f"{exc.excluded_from}:exclusion:{i}",
+            style="official_title",
+            confidence="medium",
+            split_group=SOURCE_MANUAL,
+        )
 
 
 def index_rows(data_dir: Path) -> Iterator[LabelledRow]:
@@ -90,5 +113,11 @@ def index_rows(data_dir: Path) -> Iterator[LabelledRow]:
     with path.open(encoding="utf-8", newline="") as f:
         for i, row in enumerate(csv.DictReader(f)):
             if row["code"] in tax:
-                yield LabelledRow(row["term"], row["code"], SOURCE_INDEX, f"index:{i}",
-                                  style="official_title", split_group=SOURCE_MANUAL)
+                yield LabelledRow(
+                    row["term"],
+                    row["code"],
+                    SOURCE_INDEX,
+                    f"index:{i}",
+                    style="official_title",
+                    split_group=SOURCE_MANUAL,
+                )
