@@ -13,7 +13,6 @@ from service.config import Settings
 from service.errors import ICCSError
 from service.taxonomy import LEVEL_NAMES, load_taxonomy
 
-
 # Commands that live with their packages, imported only when used (keeps `iccs --help` fast).
 _LAZY = {
     "keys": "service.auth_commands:keys",
@@ -160,7 +159,8 @@ def corpus() -> None:
 @click.pass_obj
 def corpus_stats(settings: Settings, fmt: str) -> None:
     """Totals of the assembled labelled corpus."""
-    from training.corpus.assemble import assemble, corpus_stats as stats_of
+    from training.corpus.assemble import assemble
+    from training.corpus.assemble import corpus_stats as stats_of
 
     stats = stats_of(assemble(settings.data_dir).rows)
     if fmt == "json":
