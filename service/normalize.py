@@ -21,7 +21,9 @@ _STATUTE_MARKERS = re.compile(r"(?:§+|\bsect?\.|\bs\.|\bss\.|\bart\.|\barticle\
 _SPACES = re.compile(r"\s+")
 # Keep letters, digits and the few marks that carry meaning inside tokens (& in b&e, / in w/dw).
 _PUNCT = re.compile(r"[^\w\s&/]")
-_LONE_MARKS = re.compile(r"(?<!\w)[&/]+(?!\w)|(?<=\s)/|/(?=\s)")
+# "W/DEADLY WEAPON", "W/INTENT": "w/" glued to a word means "with".
+_WITH_SLASH = re.compile(r"(?<![\w&])w/(?=[a-z]{4,})")
+_LONE_MARKS = re.compile(r"(?<!\w)[&/]+(?!\w)|(?<=\s)/|/(?=\s)|/$|^/")
 
 
 def default_abbreviations_path() -> Path:
@@ -69,6 +71,8 @@ class Normalizer:
         t = t.replace("\u2019", "'")
         t = _PUNCT.sub(" ", t)
         t = _SPACES.sub(" ", t).strip()
+        if self.expand:
+            t = _WITH_SLASH.sub("with ", t)
         if self._pattern is not None:
             t = self._pattern.sub(lambda m: self.abbreviations[m.group(0)], t)
         t = _LONE_MARKS.sub(" ", t)

@@ -44,3 +44,10 @@ def test_dedupe_key_ignores_case_and_punctuation():
 def test_fingerprint_does_not_contain_text():
     fp = text_fingerprint("John Smith assaulted")
     assert len(fp) == 12 and "john" not in fp.lower()
+
+
+def test_glued_with_and_filler_words():
+    n = default_normalizer()
+    assert n("ASSAULT W/DEADLY WEAPON:GBI") == "assault with deadly weapon great bodily injury"
+    assert n("FALSE BOMB/ETC REP:PO/ETC") == "false bomb rep police officer"
+    assert n("W/O CONSENT") == "without consent"
