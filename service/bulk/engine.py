@@ -63,6 +63,7 @@ STATUSES = (AUTO, REVIEW, REJECTED)
 # Distinct texts sent to the model at once: bounds the probability matrices in memory.
 CLASSIFY_BATCH = 4096
 CHECKPOINT_SUFFIX = ".iccs-partial"
+_NO_KEY = object()
 _FORMAT_VERSION = 1
 
 # (iccs_code, iccs_label, confidence, assigned_code, status, alternatives, model_version, reason)
@@ -227,6 +228,11 @@ class ChunkCoding:
     results: list[RowResult]
     key_counts: Counter[str]
     new: dict[str, tuple[RowResult, str, str | None, str]]  # key -> result, text, id, sugg.
+    by_key: dict[str, RowResult] = field(default_factory=dict)
+
+    def status(self, key: str) -> str:
+        """Status of a key coded in this chunk."""
+        return self.by_key[key][4]
 
 
 class TextClassifier:
@@ -252,7 +258,7 @@ class TextClassifier:
         self.lookup = lookup
         self.cache: OrderedDict[str, RowResult] = OrderedDict()
         # Raw text -> key: computing a key (NFKC, regex, SHA-1) costs more than the lookup.
-        self._keys: dict[str, str] = {}
+        self._keys: dict[str, str | None] = {}
         self.model_calls = 0
         self.texts_classified = 0
 
@@ -261,14 +267,14 @@ class TextClassifier:
         """Version of the model behind the coder."""
         return str(self.coder.predictor.version)
 
-    def key_of(self, text: str) -> str:
-        """The dedupe key of a text (memoised, bounded)."""
-        key = self._keys.get(text)
-        if key is None:
+    def key_of(self, text: str) -> str | None:
+        """The dedupe key of a text, None for unusable text (memoised, bounded)."""
+        key = self._keys.get(text, _NO_KEY)
+        if key is _NO_KEY:
             if len(self._keys) >= self.cache_size:
                 self._keys.clear()
-            key = self._keys[text] = dedupe_key(text)
-        return key
+            key = self._keys[text] = None if unusable_text_reason(text) else dedupe_key(text)
+        return key  # type: ignore[return-value]
 
     def code(
         self,
@@ -284,12 +290,10 @@ class TextClassifier:
         keys: list[str | None] = []
         first: dict[str, int] = {}
         for i, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
-            if reason is not None or unusable_text_reason(text):
-                keys.append(None)
-                continue
-            key = self.key_of(text)
+            key = None if reason is not None else self.key_of(text)
             keys.append(key)
-            first.setdefault(key, i)
+            if key is not None and key not in first:
+                first[key] = i
         # This chunk's results by key, gathered before the bounded cache may evict any.
         local: dict[str, RowResult] = {}
         missing = []
@@ -324,16 +328,16 @@ class TextClassifier:
                     )
                 new[k] = (res, texts[first[k]], ids[first[k]], suggestions)
         results: list[RowResult] = []
-        for i, key in enumerate(keys):
-            if key is None:
-                reason = reasons[i] or unusable_text_reason(texts[i]) or "unusable_text"
-                results.append(rejected_result(reason, version))
+        for i, row_key in enumerate(keys):
+            if row_key is None:
+                why = reasons[i] or unusable_text_reason(texts[i]) or "unusable_text"
+                results.append(rejected_result(why, version))
             else:
-                results.append(local[key])
+                results.append(local[row_key])
         for k, res in local.items():
             self._remember(k, res)
         counts = Counter(k for k in keys if k is not None)
-        return ChunkCoding(results, counts, new)
+        return ChunkCoding(results, counts, new, local)
 
     def _remember(self, key: str, res: RowResult) -> None:
         self.cache[key] = res
@@ -430,7 +434,7 @@ class Checkpoint:
             for key, res in self.db.execute(
                 f"SELECT key, result FROM texts WHERE key IN ({marks})", part
             ):
-                out[key] = tuple(json.loads(res))  # type: ignore[assignment]
+                out[key] = tuple(json.loads(res))
         return out
 
     def commit(self, idx: int, tmp: Path, final: Path, rows: int, coding: ChunkCoding,
@@ -455,9 +459,10 @@ class Checkpoint:
                     for k, (res, text, rid, sugg) in coding.new.items()
                 ],
             )
+            # Occurrences matter only for what goes to review (queued with its count).
             db.executemany(
                 "UPDATE texts SET occurrences = occurrences + ? WHERE key = ?",
-                [(n, k) for k, n in coding.key_counts.items()],
+                [(n, k) for k, n in coding.key_counts.items() if coding.status(k) == REVIEW],
             )
             db.execute("INSERT OR REPLACE INTO parts(idx, rows) VALUES (?, ?)", (idx, rows))
             self._set_meta({"counts": json.dumps(counts)})
@@ -606,12 +611,11 @@ def _run(
         texts = chunk.strings(text_col)
         ids = chunk.strings(id_col) if id_col else None
         coding = classifier.code(texts, ids, chunk.reasons)
-        table = _output_table(chunk.table, coding.results, names)
         for res in coding.results:
             counts[res[4]] = counts.get(res[4], 0) + 1
         final = ckpt.part_path(idx, part_suffix)
         tmp = final.with_name(final.name + ".tmp")
-        _write_part(tmp, table, part_suffix)
+        _write_part(tmp, chunk.table, coding.results, names, part_suffix)
         ckpt.commit(idx, tmp, final, len(chunk), coding, counts)
         idx += 1
         done += len(chunk)
@@ -641,14 +645,30 @@ def _output_table(
     return renamed
 
 
-def _write_part(path: Path, table: pa.Table, suffix: str) -> None:
+def _write_part(
+    path: Path,
+    inputs: pa.Table,
+    results: Sequence[RowResult],
+    names: dict[str, str],
+    suffix: str,
+) -> None:
     if suffix == ".csv":
+        columns = [bio.render_column(c) for c in inputs.columns]
+        # Rows sharing a text share one result tuple: render its cells once.
+        rendered: dict[int, str] = {}
+        tail = []
+        for res in results:
+            line = rendered.get(id(res))
+            if line is None:
+                line = rendered[id(res)] = ",".join(bio.csv_field(bio.csv_text(v)) for v in res)
+            tail.append(line)
+        columns.append(tail)
         with path.open("w", encoding="utf-8", newline="") as f:
-            bio.write_csv_rows(f, table)
+            f.write(bio.render_lines(columns))
             f.flush()
             os.fsync(f.fileno())
     else:
-        pq.write_table(table, path)
+        pq.write_table(_output_table(inputs, results, names), path)
 
 
 def _enqueue_reviews(ckpt: Checkpoint, coder: Coder, options: BulkOptions) -> int:

@@ -142,7 +142,7 @@ class Chunk:
     reasons: list[str | None]  # why a row is unusable before any model looks at it
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def strings(self, column: str) -> list[str]:
         """A column as text, nulls as empty strings."""
@@ -223,12 +223,9 @@ class CsvReader:
             sample = head[: SNIFF_SAMPLE_CHARS * 4].decode(self.encoding, "replace")
             preferred = "\t" if self.path.suffix.lower() == ".tsv" else ","
             self.delimiter = sniff_delimiter(sample[:SNIFF_SAMPLE_CHARS], preferred)
-        self._bad_line = False
-        self.lines_read = 0
         with self._open() as f:
-            lines = self._lines(f)
             try:
-                header = next(csv.reader(lines, delimiter=self.delimiter))
+                header = next(csv.reader(f, delimiter=self.delimiter))
             except StopIteration:
                 raise FileFormatError(
                     "The file is empty: no header row.", path=self.path.name
@@ -245,14 +242,6 @@ class CsvReader:
         # surrogateescape keeps undecodable bytes visible, so the row can be rejected, not lost.
         return self.path.open(encoding=self.encoding, errors="surrogateescape", newline="")
 
-    def _lines(self, f: Iterable[str]) -> Iterator[str]:
-        """Lines, flagging any with undecodable bytes for the record that consumes them."""
-        for line in f:
-            self.lines_read += 1
-            if not line.isascii() and _SURROGATES.search(line):
-                self._bad_line = True
-            yield line
-
     def estimate_rows(self) -> int | None:
         """Line count minus the header (quoted line breaks make it an estimate)."""
         count, last = 0, b"\n"
@@ -268,10 +257,9 @@ class CsvReader:
         """Every data record with its reject reason (None for a good one)."""
         width = len(self.columns)
         with self._open() as f:
-            reader = csv.reader(self._lines(f), delimiter=self.delimiter)
+            reader = csv.reader(f, delimiter=self.delimiter)
             next(reader, None)  # header
             while True:
-                self._bad_line = False
                 try:
                     record = next(reader)
                 except StopIteration:
@@ -283,7 +271,9 @@ class CsvReader:
                 if not record:
                     continue  # a blank line is not a record
                 reason = None
-                if self._bad_line:
+                # Undecodable bytes stay as lone surrogates (never valid text): one cheap ASCII
+                # test per record, the regex only for records with non-ASCII characters.
+                if not all(map(str.isascii, record)) and _SURROGATES.search("".join(record)):
                     record = [repair(v) for v in record]
                     reason = REASON_UNDECODABLE
                 if len(record) != width:
@@ -482,7 +472,7 @@ def resolve_column(columns: Sequence[str], wanted: str, option: str) -> str:
 
 
 def csv_text(value: Any) -> str:
-    """A value as written into an output CSV cell."""
+    """A value as written into an output CSV cell (before quoting)."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -490,17 +480,38 @@ def csv_text(value: Any) -> str:
     return _cell_text(value)
 
 
+def csv_field(value: str) -> str:
+    """A cell quoted the minimal RFC 4180 way (comma-delimited output)."""
+    if '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    if "," in value or "\n" in value or "\r" in value:
+        return '"' + value + '"'
+    return value
+
+
+def render_column(column: pa.Array | pa.ChunkedArray) -> list[str]:
+    """A column's cells as quoted CSV fields."""
+    values = column.to_pylist()
+    if _all_str(column.type):
+        return ["" if v is None else csv_field(v) for v in values]
+    return [csv_field(csv_text(v)) for v in values]
+
+
+def render_lines(columns: Sequence[Sequence[str]]) -> str:
+    """CSV lines from columns of already quoted fields.
+
+    Faster than ``csv.writer`` on this output: the long JSON ``alternatives`` cells are the
+    same few thousand strings over and over, and the engine quotes each of them once.
+    """
+    if not columns or not columns[0]:
+        return ""
+    return "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
+
+
 def write_csv_rows(f: io.TextIOBase, table: pa.Table) -> None:
     """Append a table's rows (no header) to an open CSV text file."""
-    writer = csv.writer(f, lineterminator="\n")
-    for batch in table.to_batches(max_chunksize=10_000):
-        cols = batch.to_pydict()
-        converted = [
-            [csv_text(v) for v in col] if not _all_str(batch.schema.field(name).type) else
-            ["" if v is None else v for v in col]
-            for name, col in cols.items()
-        ]
-        writer.writerows(zip(*converted, strict=True))
+    for batch in table.to_batches(max_chunksize=50_000):
+        f.write(render_lines([render_column(c) for c in batch.columns]))
 
 
 def _all_str(t: pa.DataType) -> bool:
@@ -509,7 +520,7 @@ def _all_str(t: pa.DataType) -> bool:
 
 def write_csv_header(f: io.TextIOBase, columns: Sequence[str]) -> None:
     """The header line of an output CSV."""
-    csv.writer(f, lineterminator="\n").writerow(list(columns))
+    f.write(",".join(csv_field(c) for c in columns) + "\n")
 
 
 def write_xlsx(path: Path, columns: Sequence[str], tables: Iterable[pa.Table]) -> int:

@@ -30,6 +30,7 @@ from service.coding import Coder
 from service.config import Settings
 from service.db import Job, utcnow
 from service.errors import Conflict, ICCSError, InvalidInput, NotFound
+from service.models.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class UploadTooLarge(InvalidInput):
     http_status = 413
 
 
-CoderSource = Coder | Callable[[], Coder] | Any  # a Coder, a factory, or a Predictor
+CoderSource = Coder | Predictor | Callable[[], Coder]
 
 
 class JobRunner:
@@ -91,7 +92,8 @@ class JobRunner:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         with self.sessions() as s, s.begin():
-            n = s.execute(update(Job).where(Job.status == RUNNING).values(status=QUEUED)).rowcount
+            res = s.execute(update(Job).where(Job.status == RUNNING).values(status=QUEUED))
+            n = res.rowcount  # type: ignore[attr-defined]
         if n:
             log.info("re-queued %d job(s) left running by a previous process", n)
         self._stop.clear()
@@ -115,7 +117,7 @@ class JobRunner:
         src = self._coder_source
         if isinstance(src, Coder):
             return src
-        if hasattr(src, "classify") and hasattr(src, "version"):  # a Predictor
+        if isinstance(src, Predictor):
             if self._built_coder is None:
                 self._built_coder = Coder(src)
             return self._built_coder
@@ -238,7 +240,7 @@ class JobRunner:
                     update(Job)
                     .where(Job.id == job_id, Job.status == QUEUED)
                     .values(status=RUNNING, started_at=utcnow(), error=None)
-                ).rowcount
+                ).rowcount  # type: ignore[attr-defined]
                 if claimed:
                     return str(job_id)
         return None

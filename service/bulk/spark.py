@@ -20,9 +20,11 @@ read the model from ``registry_dir``, which must be reachable from every executo
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -83,10 +86,8 @@ def executor_predictor(ref: ModelRef) -> Any:
     return _EXECUTOR_MODELS[key]
 
 
-def _key_and_reason(texts: Any, rows: Any, corrupt: Any) -> Any:
+def _key_and_reason(texts: pd.Series, rows: pd.Series, corrupt: pd.Series) -> pd.DataFrame:
     """pandas UDF body: dedupe key (null for unusable rows) and the reject reason."""
-    import pandas as pd
-
     from service.models.policy import unusable_text_reason
     from service.normalize import dedupe_key
 
@@ -109,9 +110,7 @@ def _key_and_reason(texts: Any, rows: Any, corrupt: Any) -> Any:
 def _classify_partitions(ref: ModelRef) -> Any:
     """mapInPandas body: (key, text) batches in, key + contract columns out."""
 
-    def run(batches: Iterator[Any]) -> Iterator[Any]:
-        import pandas as pd
-
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from service.coding import Coder
 
         coder = Coder(executor_predictor(ref))
@@ -119,7 +118,7 @@ def _classify_partitions(ref: ModelRef) -> Any:
         for pdf in batches:
             keys = pdf[KEY].tolist()
             texts = pdf[TEXT].tolist()
-            rows = []
+            rows: list[tuple[Any, ...]] = []
             for start in range(0, len(texts), CLASSIFY_BATCH):
                 coded = coder.code(texts[start : start + CLASSIFY_BATCH], top_k=ref.top_k,
                                    min_precision=ref.min_precision, queue_review=False)
@@ -152,7 +151,7 @@ def _key_udf() -> Any:
     struct = T.StructType(
         [T.StructField("key", T.StringType()), T.StructField("reason", T.StringType())]
     )
-    return F.pandas_udf(_key_and_reason, struct)  # type: ignore[call-overload]
+    return F.pandas_udf(_key_and_reason, struct)  # type: ignore[attr-defined]
 
 
 def _q(name: str) -> Any:
@@ -202,7 +201,12 @@ def _plan(
         .groupBy(KEY)
         .agg(F.min_by(_q(text_column).cast("string"), F.col(ROW_ID)).alias(TEXT))
     )
-    classified = distinct.mapInPandas(_classify_partitions(ref), schema=_result_struct())
+    # One even slice of the distinct texts per core: every worker loads the model once and
+    # classifies in large batches, instead of 200 small shuffle partitions paying per task.
+    slices = max(int(df.sparkSession.sparkContext.defaultParallelism), 1)
+    classified = distinct.repartition(slices).mapInPandas(
+        _classify_partitions(ref), schema=_result_struct()
+    )
     return _Plan(keyed, classified, inputs, resolved)
 
 
@@ -250,14 +254,42 @@ def classify_spark(
     return _joined(plan, keep_order)
 
 
-def get_spark(app_name: str = "iccs-classify-file") -> Any:
-    """The active Spark session, or a new one (master from spark-submit, else local[*])."""
+def get_spark(
+    app_name: str = "iccs-classify-file",
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+) -> Any:
+    """The active Spark session, or a new one (master from spark-submit, else local[*]).
+
+    Python workers run ``PYSPARK_PYTHON``; when it is unset they would start the system
+    python, which lacks this package, so it defaults to the interpreter running this code
+    (right for local mode; on a cluster spark-submit users set it themselves).
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.appName(app_name)
+        if master:
+            builder = builder.master(master)
+        for k, v in (conf or {}).items():
+            builder = builder.config(k, v)
         return builder.getOrCreate()
+
+
+# Python codec names -> Java charset names (Spark decodes in the JVM); a UTF-8 BOM goes with
+# the header line, which Spark skips.
+_JAVA_CHARSETS = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8",
+    "cp1252": "windows-1252",
+    "iso8859-1": "ISO-8859-1",
+    "utf-16": "UTF-16",
+}
+
+
+_SPARK_CHARSETS = {"iso-8859-1", "us-ascii", "utf-16", "utf-16be", "utf-16le", "utf-32", "utf-8"}
 
 
 def read_spark(spark: Any, path: Path, options: BulkOptions) -> tuple[Any, str]:
@@ -279,7 +311,11 @@ def read_spark(spark: Any, path: Path, options: BulkOptions) -> tuple[Any, str]:
         [T.StructField(c, T.StringType()) for c in local.columns]
         + [T.StructField(CORRUPT, T.StringType())]
     )
-    encoding = {"utf-8-sig": "UTF-8"}.get(local.encoding, local.encoding)
+    encoding = _JAVA_CHARSETS.get(codecs.lookup(local.encoding).name, local.encoding)
+    if encoding.lower() not in _SPARK_CHARSETS:
+        # Spark 4 accepts only a few charsets unless told to use any the JVM knows; legacy
+        # Windows-1252 exports need that.
+        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
     df = spark.read.csv(
         str(path), header=True, schema=schema, sep=local.delimiter, encoding=encoding,
         mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, enforceSchema=True,
