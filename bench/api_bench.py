@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="Registry version (default: promoted).")
     ap.add_argument("--requests", type=int, default=400, help="Single calls per concurrency.")
     ap.add_argument("--batch-records", type=int, default=2048, help="Records for the batch run.")
-    ap.add_argument("--fp32", action="store_true", help="Serve the fp32 encoder, not int8.")
+    ap.add_argument("--int8", action="store_true", help="Serve the int8 encoder, not fp32.")
     args = ap.parse_args()
 
     from service.auth import KeyStore
@@ -145,7 +145,7 @@ def main() -> None:
         "ICCS_DATABASE_URL": db_url,
         "ICCS_RATE_LIMIT_PER_MINUTE": "0",
         "ICCS_LOG_LEVEL": "WARNING",
-        "ICCS_USE_INT8": "false" if args.fp32 else "true",
+        "ICCS_USE_INT8": "true" if args.int8 else "false",
         **({"ICCS_MODEL_VERSION": args.model} if args.model else {}),
     }
     cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve",
@@ -192,7 +192,7 @@ def main() -> None:
         # The encoder's best configuration is the bar: one thread (as the server runs it)
         # or ONNX Runtime's default of one thread per core.
         enc = {
-            label: bench_encoder(args.registry, version, batch_texts, 256, not args.fp32, t)
+            label: bench_encoder(args.registry, version, batch_texts, 256, args.int8, t)
             for label, t in (("1 thread", 1), ("ORT default threads", None))
         }
         best = max(enc.values())
@@ -211,7 +211,7 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     load = os.getloadavg()[0]
-    print(f"model {version} ({'fp32' if args.fp32 else 'int8'}), {os.cpu_count()} CPUs, "
+    print(f"model {version} ({'int8' if args.int8 else 'fp32'}), {os.cpu_count()} CPUs, "
           f"{args.requests} calls per concurrency, load average {load:.1f} at the end")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:<{vwidth}}  {target}")

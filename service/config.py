@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     model_version: str | None = Field(
         None, description="Serve this registry version instead of the promoted one."
     )
-    use_int8: bool = Field(True, description="Serve the int8-quantised encoder.")
+    # Off by default: dynamic int8 quantises activations per batch, so a text's scores would
+    # depend on the texts batched with it. fp32 answers are the same however records arrive.
+    use_int8: bool = Field(
+        False, description="Serve the int8-quantised encoder (faster, batch-dependent scores)."
+    )
     inference_threads: int = Field(
         1,
         ge=0,

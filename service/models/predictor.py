@@ -106,7 +106,7 @@ class Predictor:
         cls,
         registry: Registry,
         version: str | None = None,
-        int8: bool = True,
+        int8: bool = False,
         target_precision: float | None = None,
         threads: int | None = None,
     ) -> Predictor:
