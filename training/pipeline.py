@@ -219,7 +219,9 @@ def train_and_register(
             tried: dict[str, float] = {}
             for recipe in QUANT_RECIPES:
                 quantize(enc_dir, recipe)
-                p8 = head.predict(features.transform(sub, OnnxEncoder(enc_dir, int8=True).encode(sub)))
+                p8 = head.predict(
+                    features.transform(sub, OnnxEncoder(enc_dir, int8=True).encode(sub))
+                )
                 tried[recipe] = float(np.mean(p32 == p8))
                 log.info("int8 recipe %s: top-1 agreement %.4f", recipe, tried[recipe])
                 if tried[recipe] >= cfg.int8_agreement:
