@@ -204,13 +204,16 @@ def train(settings: Settings, config_path: Path | None, quick: bool, promote: bo
               help="Labelled CSV (text,iccs_code); default: leave-one-source-out on the corpus.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Folder for metrics.json, report.md and plots (default: the registry entry).")
+@click.option("--grouped-folds", is_flag=True,
+              help="Three folds of whole jurisdictions instead of one per source (faster).")
 @click.pass_obj
 def evaluate(settings: Settings, version: str | None, input_path: Path | None,
-             output: Path | None) -> None:
+             output: Path | None, grouped_folds: bool) -> None:
     """Metrics of a registered model on a labelled file, or the full evaluation suite."""
     from training.evaluate import evaluate_command
 
-    click.echo(json.dumps(evaluate_command(settings, version, input_path, output), indent=2))
+    result = evaluate_command(settings, version, input_path, output, grouped_folds)
+    click.echo(json.dumps(result, indent=2))
 
 
 # --- serving ------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ def train_and_register(
         proba = softmax(oof[held] / calibration["temperature"], axis=1)
         pred = top_codes(proba, classes)
         metrics: dict[str, Any] = {
-            "evaluation": "leave-jurisdictions-out" if cfg.calibration_folds else "3-fold",
+            "evaluation": "leave-one-source-out" if cfg.calibration_folds else "3-fold",
             "levels": by_group_metrics(pred, labels[held], groups[held]),
             "calibration": {
                 k: calibration[k]
