@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from service.auth import ROLES, KeyStore
+from service.cli_support import ICCSGroup
 from service.config import Settings, get_settings
 from service.db import session_factory
-from service.errors import ICCSError
 
 
 def _store(ctx: click.Context) -> KeyStore:
@@ -19,17 +19,7 @@ def _store(ctx: click.Context) -> KeyStore:
     return KeyStore(session_factory(init_db(settings.resolved_database_url())))
 
 
-class _KeysGroup(click.Group):
-    """Typed core errors become a one-line message and exit status 1, also standalone."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ICCSError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-
-
-@click.group(cls=_KeysGroup)
+@click.group(cls=ICCSGroup)
 def keys() -> None:
     """Manage API keys (stored hashed; a key is shown once, when created)."""
 

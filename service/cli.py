@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from service.cli_support import ICCSGroup
 from service.config import Settings
-from service.errors import ICCSError
 from service.taxonomy import LEVEL_NAMES, load_taxonomy
 
 # Commands that live with their packages, imported only when used (keeps `iccs --help` fast).
@@ -22,8 +22,8 @@ _LAZY = {
 }
 
 
-class _Group(click.Group):
-    """Loads package commands lazily; turns the core's typed errors into one-line messages."""
+class _Group(ICCSGroup):
+    """Loads package commands lazily; typed core errors become one-line messages."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *_LAZY])
@@ -34,12 +34,6 @@ class _Group(click.Group):
             command: click.Command = getattr(__import__(module, fromlist=[attr]), attr)
             return command
         return super().get_command(ctx, name)
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ICCSError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
 
 @click.group(cls=_Group)
@@ -185,8 +179,13 @@ def corpus_validate(settings: Settings) -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="YAML training config (default: training/configs/default.yaml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML training config (default: training/configs/default.yaml).",
+)
 @click.option("--quick", is_flag=True, help="Tiny config for tests: trains in seconds.")
 @click.option("--promote/--no-promote", default=False, help="Promote the new version.")
 @click.pass_obj
@@ -200,15 +199,32 @@ def train(settings: Settings, config_path: Path | None, quick: bool, promote: bo
 
 @main.command()
 @click.option("--model", "version", default=None, help="Registry version (default: promoted).")
-@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
-              help="Labelled CSV (text,iccs_code); default: leave-one-source-out on the corpus.")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="Folder for metrics.json, report.md and plots (default: the registry entry).")
-@click.option("--grouped-folds", is_flag=True,
-              help="Three folds of whole jurisdictions instead of one per source (faster).")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Labelled CSV (text,iccs_code); default: leave-one-source-out on the corpus.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for metrics.json, report.md and plots (default: the registry entry).",
+)
+@click.option(
+    "--grouped-folds",
+    is_flag=True,
+    help="Three folds of whole jurisdictions instead of one per source (faster).",
+)
 @click.pass_obj
-def evaluate(settings: Settings, version: str | None, input_path: Path | None,
-             output: Path | None, grouped_folds: bool) -> None:
+def evaluate(
+    settings: Settings,
+    version: str | None,
+    input_path: Path | None,
+    output: Path | None,
+    grouped_folds: bool,
+) -> None:
     """Metrics of a registered model on a labelled file, or the full evaluation suite."""
     from training.evaluate import evaluate_command
 
@@ -229,11 +245,18 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     from service.main import create_app
 
-    settings = settings.model_copy(update={k: v for k, v in
-                                           {"host": host, "port": port}.items() if v is not None})
+    settings = settings.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
     # The app writes its own one-line JSON access log; uvicorn's would say it twice.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
+from service.cli_support import ICCSGroup
 from service.config import Settings
-from service.errors import ICCSError
 from service.normalize import dedupe_key
 from service.review.export import DEFAULT_EXPORT, export_reviewed
 from service.review.store import ReviewStore
@@ -33,27 +33,22 @@ def open_store(settings: Settings) -> ReviewStore:
     )
 
 
-class _Group(click.Group):
-    """Core errors become a one-line message (and exit status 1), also when used alone."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ICCSError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-
-
-@click.group(cls=_Group)
+@click.group(cls=ICCSGroup)
 def review() -> None:
     """Reviewed decisions: export them for training, manage decision memory."""
 
 
 @review.command("export")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_EXPORT,
-              show_default=True, help="CSV to write (replaced); `iccs train` reads "
-              "labelled_data/review/*.csv.")
-@click.option("--language", default="en", show_default=True,
-              help="Language tag of the reviewed texts.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_EXPORT,
+    show_default=True,
+    help="CSV to write (replaced); `iccs train` reads labelled_data/review/*.csv.",
+)
+@click.option(
+    "--language", default="en", show_default=True, help="Language tag of the reviewed texts."
+)
 @click.pass_context
 def export_cmd(ctx: click.Context, output: Path, language: str) -> None:
     """Write reviewed decisions as labelled corpus rows (source `review`)."""
@@ -90,16 +85,31 @@ def memory_list(ctx: click.Context, include_retired: bool, limit: int) -> None:
 
 
 @memory.command("retire")
-@click.option("--text", "text_", default=None, help="The record text (any spelling variant "
-              "that differs only in case, punctuation or spacing).")
+@click.option(
+    "--text",
+    "text_",
+    default=None,
+    help="The record text (any spelling variant "
+    "that differs only in case, punctuation or spacing).",
+)
 @click.option("--key", "text_key", default=None, help="The entry's text key.")
-@click.option("--item", "item_id", type=int, default=None, help="A review item the entry "
-              "came from.")
-@click.option("--by", "actor", default=None, help="Name recorded in the audit trail "
-              "(default: the operating-system user).")
+@click.option(
+    "--item", "item_id", type=int, default=None, help="A review item the entry came from."
+)
+@click.option(
+    "--by",
+    "actor",
+    default=None,
+    help="Name recorded in the audit trail (default: the operating-system user).",
+)
 @click.pass_context
-def memory_retire(ctx: click.Context, text_: str | None, text_key: str | None,
-                  item_id: int | None, actor: str | None) -> None:
+def memory_retire(
+    ctx: click.Context,
+    text_: str | None,
+    text_key: str | None,
+    item_id: int | None,
+    actor: str | None,
+) -> None:
     """Stop coding identical texts with a reviewer's earlier decision (admin)."""
     given = [v for v in (text_, text_key, item_id) if v is not None]
     if len(given) != 1:
@@ -118,12 +128,22 @@ def memory_retire(ctx: click.Context, text_: str | None, text_key: str | None,
 @review.command("double-review")
 @click.option("--batch", default=None, help="Batch whose open items to flag.")
 @click.option("--item", "item_ids", type=int, multiple=True, help="Item id (repeatable).")
-@click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=1.0,
-              show_default=True, help="Share of the batch's open items (every n-th).")
+@click.option(
+    "--share",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Share of the batch's open items (every n-th).",
+)
 @click.option("--by", "actor", default=None, help="Name recorded in the audit trail.")
 @click.pass_context
-def double_review(ctx: click.Context, batch: str | None, item_ids: tuple[int, ...],
-                  share: float, actor: str | None) -> None:
+def double_review(
+    ctx: click.Context,
+    batch: str | None,
+    item_ids: tuple[int, ...],
+    share: float,
+    actor: str | None,
+) -> None:
     """Ask two independent reviewers for items, to measure inter-reviewer agreement."""
     store = open_store(_settings(ctx))
     try:
