@@ -210,6 +210,8 @@ def train_and_register(
             assigned = cross_fitted_decisions(proba, classes, labels[held], folds[held], p)
             metrics["policy"][f"{p:.2f}"] = policy_outcome(assigned, labels[held])
 
+        log.info("leave-one-source-out summary: %s", json.dumps(_summary(metrics)))
+
         # 4. int8 must agree with fp32 on the evaluation rows: take the fastest recipe that does.
         if cfg.int8:
             eval_idx = held if len(held) else np.arange(len(texts))
