@@ -84,8 +84,6 @@ QUANT_RECIPES: dict[str, str | None] = {
     "keep_ffn_and_attention_output_fp32": (
         r"layer\.\d+/(intermediate|output|attention/output)/dense/"
     ),
-    # Only the query/key/value projections in int8: the smallest gain, the closest to fp32.
-    "attention_qkv_only": r"layer\.\d+/(intermediate|output|attention/output)/dense/|self/MatMul",
 }
 
 
