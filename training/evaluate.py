@@ -160,7 +160,7 @@ def coverage_points(
     return points
 
 
-def plot_coverage(points: list[dict[str, float]], path: Path) -> None:
+def plot_coverage(points: list[dict[str, float]], path: Path, title: str) -> None:
     """PNG of precision of auto-coded records against the share auto-coded."""
     import matplotlib
 
@@ -179,7 +179,7 @@ def plot_coverage(points: list[dict[str, float]], path: Path) -> None:
         )
     ax.set_xlabel("share of records auto-coded")
     ax.set_ylabel("precision of auto-coded records")
-    ax.set_title("Coverage vs precision (leave-one-source-out)")
+    ax.set_title(f"Coverage vs precision ({title})")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -252,7 +252,7 @@ def full_evaluation(
     out_dir = output or entry / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2), "utf-8")
-    plot_coverage(points, out_dir / "coverage_precision.png")
+    plot_coverage(points, out_dir / "coverage_precision.png", results["evaluation"])
     write_evaluation_report(out_dir / "report.md", results)
     return results
 
