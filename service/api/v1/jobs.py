@@ -106,7 +106,7 @@ def job_response(job: Job) -> JobResponse:
         progress = 1.0
     return JobResponse(
         id=job.id,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         filename=job.filename,
         rows_done=job.rows_done,
         rows_total=total,
