@@ -40,7 +40,13 @@ class TrainConfig:
     ngram_components: int = 256  # SVD of the n-grams (0: raw sparse n-grams, slower)
     embedding_weight: float = 2.0
     C: float = 3.0
+    # Logit bonus per unit of cosine similarity to the closest labelled record of a class
+    # (0 turns the nearest-example component off).
+    neighbour_weight: float = 20.0
     max_iter: int = 200
+    # 1e-3 stops the solver about a third sooner than 1e-4 at the same leave-one-source-out
+    # accuracy (measured: pooled section 0.694 vs 0.695), which keeps `make model` in budget.
+    tol: float = 1e-3
     # calibration / decision policy
     target_precision: float = 0.95
     # Split group -> held-out fold. Each fold's rows are predicted by a head that never saw

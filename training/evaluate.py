@@ -248,6 +248,10 @@ def full_evaluation(
     results["ablation_no_char_ngrams"] = by_group_metrics(top_codes(p3, c3), truth, grp)[
         "pooled_weighted_by_rows"
     ]
+    p4, c4, _ = recipe_oof(texts, emb, labels, folds, replace(cfg, neighbour_weight=0.0))
+    results["ablation_no_nearest_examples"] = by_group_metrics(top_codes(p4, c4), truth, grp)[
+        "pooled_weighted_by_rows"
+    ]
 
     out_dir = output or entry / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -301,6 +305,7 @@ def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
         _row("full recipe", r["model"]["pooled_weighted_by_rows"]),
         _row("no abbreviation expansion", r["ablation_no_abbreviation_expansion"]),
         _row("no char n-grams", r["ablation_no_char_ngrams"]),
+        _row("no nearest examples", r["ablation_no_nearest_examples"]),
         "",
         "## Coverage vs precision",
         "",

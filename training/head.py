@@ -19,7 +19,8 @@ from service.models.calibration import (
     fit_temperature,
 )
 from service.models.hierarchy import HierarchicalClassifier, node_aggregation
-from service.models.predictor import FeatureBuilder
+from service.models.neighbours import NearestExamples
+from service.models.predictor import FeatureBuilder, Scorer
 from service.taxonomy import ancestor_at, level_of
 from training.config import TrainConfig
 
@@ -27,10 +28,8 @@ log = logging.getLogger(__name__)
 NA = "NA"  # the non-offence "section" in evaluation
 
 
-def fit_head(
-    texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainConfig
-) -> tuple[FeatureBuilder, HierarchicalClassifier]:
-    """Fit the n-gram vectoriser (optional) and the classifier on normalised texts."""
+def fit_head(texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> Scorer:
+    """Fit the n-gram vectoriser (optional), the classifier and the nearest-example index."""
     vectorizer = reducer = None
     if cfg.char_ngrams:
         vectorizer = TfidfVectorizer(
@@ -45,9 +44,10 @@ def fit_head(
             k = min(cfg.ngram_components, grams.shape[1] - 1, len(texts) - 1)
             reducer = TruncatedSVD(n_components=k, random_state=cfg.seed).fit(grams)
     features = FeatureBuilder(vectorizer, cfg.embedding_weight, reducer)
-    head = HierarchicalClassifier(C=cfg.C, max_iter=cfg.max_iter)
+    head = HierarchicalClassifier(C=cfg.C, max_iter=cfg.max_iter, tol=cfg.tol)
     head.fit(features.transform(texts, emb), labels)
-    return features, head
+    neighbours = NearestExamples(emb, labels, head.classes_) if cfg.neighbour_weight else None
+    return Scorer(features, head, neighbours, cfg.neighbour_weight)
 
 
 def fold_assignment(groups: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> np.ndarray:
@@ -86,9 +86,9 @@ def out_of_fold_logits(
     for fold in sorted(set(folds) - {""}):
         test = np.flatnonzero(folds == fold)
         train = np.flatnonzero(folds != fold)
-        features, head = fit_head([texts[i] for i in train], emb[train], labels[train], cfg)
-        logits = head.logits(features.transform([texts[i] for i in test], emb[test]))
-        cols = np.array([col[c] for c in head.classes_], dtype=np.intp)
+        scorer = fit_head([texts[i] for i in train], emb[train], labels[train], cfg)
+        logits = scorer.logits([texts[i] for i in test], emb[test])
+        cols = np.array([col[c] for c in scorer.head.classes_], dtype=np.intp)
         out[np.ix_(test, cols)] = logits
         log.info("out-of-fold %s: %d rows, trained on %d", fold, len(test), len(train))
     return out

@@ -21,6 +21,7 @@ from service.config import Settings
 from service.errors import ExportCheckFailed
 from service.labels import LabelledRow
 from service.models.embedder import OnnxEncoder
+from service.models.predictor import Scorer
 from service.models.registry import Registry
 from service.normalize import Normalizer, default_abbreviations_path, read_abbreviations
 from service.taxonomy import TAXONOMY_VERSION, load_taxonomy
@@ -180,7 +181,8 @@ def train_and_register(
         t = lap("embed", t)
 
         # 3. out-of-fold predictions: calibration data and the leave-one-source-out metrics.
-        features, head = fit_head(texts, emb, labels, cfg)
+        scorer = fit_head(texts, emb, labels, cfg)
+        head = scorer.head
         classes = head.classes_
         folds = fold_assignment(groups, labels, cfg)
         oof = out_of_fold_logits(texts, emb, labels, folds, classes, cfg)
@@ -217,7 +219,7 @@ def train_and_register(
         #    recipe that does; if none does, the entry is registered without an int8 encoder
         #    (fp32, which the service serves by default, passed its parity check above).
         if cfg.int8:
-            metrics["int8"] = _choose_int8(enc_dir, head, features, texts, emb, held, cfg)
+            metrics["int8"] = _choose_int8(enc_dir, scorer, texts, emb, held, cfg)
         metrics["onnx_parity_min_cosine"] = parity
         t = lap("checks", t)
 
@@ -225,9 +227,11 @@ def train_and_register(
         joblib.dump(
             {
                 "head": head,
-                "vectorizer": features.vectorizer,
-                "reducer": features.reducer,
-                "embedding_weight": features.embedding_weight,
+                "vectorizer": scorer.features.vectorizer,
+                "reducer": scorer.features.reducer,
+                "embedding_weight": scorer.features.embedding_weight,
+                "neighbours": scorer.neighbours,
+                "neighbour_weight": scorer.neighbour_weight,
             },
             work / "head.joblib",
         )
@@ -273,8 +277,7 @@ def train_and_register(
 
 def _choose_int8(
     enc_dir: Path,
-    head: Any,
-    features: Any,
+    scorer: Scorer,
     texts: list[str],
     emb: np.ndarray,
     held: np.ndarray,
@@ -284,11 +287,13 @@ def _choose_int8(
     eval_idx = held if len(held) else np.arange(len(texts))
     sample = eval_idx[:: max(1, len(eval_idx) // 2000)]
     sub = [texts[i] for i in sample]
-    p32 = head.predict(features.transform(sub, emb[sample]))
+    classes = scorer.head.classes_
+    p32 = classes[np.argmax(scorer.logits(sub, emb[sample]), axis=1)]
     tried: dict[str, float] = {}
     for recipe in QUANT_RECIPES:
         quantize(enc_dir, recipe)
-        p8 = head.predict(features.transform(sub, OnnxEncoder(enc_dir, int8=True).encode(sub)))
+        emb8 = OnnxEncoder(enc_dir, int8=True).encode(sub)
+        p8 = classes[np.argmax(scorer.logits(sub, emb8), axis=1)]
         tried[recipe] = float(np.mean(p32 == p8))
         log.info("int8 recipe %s: top-1 agreement %.4f", recipe, tried[recipe])
         try:
