@@ -112,7 +112,8 @@ class Scorer:
 
     def probabilities(self, normalised: list[str], embeddings: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (the head's fitted temperature)."""
-        return np.asarray(softmax(self.logits(normalised, embeddings) / self.head.temperature, axis=1))
+        logits = self.logits(normalised, embeddings)
+        return np.asarray(softmax(logits / self.head.temperature, axis=1))
 
 
 class Predictor:
