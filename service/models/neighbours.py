@@ -20,7 +20,12 @@ class NearestExamples:
     ``embeddings`` must be unit length (the encoder's output), so a dot product is a cosine.
     """
 
-    def __init__(self, embeddings: np.ndarray, labels: Sequence[object], classes: Sequence[object]):
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        labels: Sequence[object] | np.ndarray,
+        classes: Sequence[object] | np.ndarray,
+    ) -> None:
         col = {str(c): i for i, c in enumerate(classes)}
         label_cols = np.array([col[str(lab)] for lab in labels], dtype=np.intp)
         order = np.argsort(label_cols, kind="stable")
