@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,8 +95,19 @@ def generate_key() -> str:
 class KeyStore:
     """Create, verify, revoke and list API keys over :class:`service.db.ApiKey`."""
 
-    def __init__(self, sessions: sessionmaker[Any]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Any],
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sessions = sessions
+        # Verified keys are trusted for ``cache_seconds`` without a database round trip (one
+        # per request otherwise). Revoking through this store clears the cache at once; a key
+        # revoked by another process stops working here within ``cache_seconds``.
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def create(self, name: str, role: str) -> str:
         """Store a new key for ``name`` and return the key itself (shown once, never stored)."""
@@ -121,15 +134,24 @@ class KeyStore:
         """The principal of an active key; :class:`AuthError` for a missing or unknown key."""
         if not key:
             raise AuthError("Missing API key: send 'Authorization: Bearer KEY'.")
+        digest = hash_key(key)
+        cached = self._verified.get(digest)
+        if cached is not None and cached[1] > self.clock():
+            return cached[0]
         with self.sessions() as session:
             row = session.execute(
                 select(ApiKey.name, ApiKey.role).where(
-                    ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
+                    ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
                 )
             ).first()
         if row is None:
+            # Unknown keys are never cached, so the cache only ever holds keys that exist.
+            self._verified.pop(digest, None)
             raise AuthError("Unknown or revoked API key.")
-        return Principal(name=row.name, role=row.role)
+        principal = Principal(name=row.name, role=row.role)
+        if self.cache_seconds > 0:
+            self._verified[digest] = (principal, self.clock() + self.cache_seconds)
+        return principal
 
     def revoke(self, name: str) -> None:
         """Revoke the active key called ``name``; :class:`NotFound` when there is none."""
@@ -141,6 +163,7 @@ class KeyStore:
                 raise NotFound(f"No active key named '{name}'.", name=name)
             row.revoked_at = utcnow()
             session.commit()
+        self._verified.clear()
 
     def list(self) -> list[KeyInfo]:
         """Every key, active and revoked, oldest first."""

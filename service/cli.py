@@ -242,8 +242,14 @@ def evaluate(
 def serve(settings: Settings, host: str | None, port: int | None) -> None:
     """Run the HTTP API."""
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from service.main import create_app
+
+    # Concurrent requests already keep every core busy; BLAS worker threads on top of them
+    # spin while they wait for work and took a third of the CPU under load (measured with
+    # bench/api_bench.py: 81 -> 116 requests/s at concurrency 8 with one BLAS thread).
+    threadpool_limits(limits=1)
 
     settings = settings.model_copy(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}

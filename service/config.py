@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         "call lets concurrent requests run on separate cores, which is faster than splitting "
         "each call.",
     )
+    key_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a verified API key is trusted without a database lookup. A key "
+        "revoked through another process stops working here within this time (0: look up "
+        "every request).",
+    )
+    inference_workers: int = Field(
+        0,
+        ge=0,
+        description="Batches of one large request (a batch call) encoded at the same time, "
+        "each on its own thread (0: one per core).",
+    )
     max_text_length: int = Field(2000, ge=1, description="Longest record text accepted.")
     max_batch_size: int = Field(1000, ge=1, description="Most records in one batch call.")
     max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest JSON request body.")

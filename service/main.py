@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -81,7 +82,7 @@ def start_services(services: Services) -> None:
     engine = init_db(settings.resolved_database_url())
     services.engine = engine
     services.sessions = session_factory(engine)
-    services.keys = KeyStore(services.sessions)
+    services.keys = KeyStore(services.sessions, cache_seconds=settings.key_cache_seconds)
     services.store = ReviewStore(engine, lease_seconds=settings.review_lease_seconds)
     predictor = load_predictor(
         settings.registry_dir,
@@ -89,6 +90,7 @@ def start_services(services: Services) -> None:
         int8=settings.use_int8,
         target_precision=settings.target_precision,
         threads=settings.inference_threads or None,
+        workers=settings.inference_workers or os.cpu_count() or 1,
     )
     # The first ONNX Runtime run allocates its buffers; pay that here, not on a request.
     predictor.classify(["theft of a bicycle"], top_k=1)

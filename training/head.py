@@ -30,7 +30,7 @@ NA = "NA"  # the non-offence "section" in evaluation
 
 def fit_head(texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> Scorer:
     """Fit the n-gram vectoriser (optional), the classifier and the nearest-example index."""
-    vectorizer = reducer = None
+    vectorizer = projection = None
     if cfg.char_ngrams:
         vectorizer = TfidfVectorizer(
             analyzer="char_wb",
@@ -43,7 +43,8 @@ def fit_head(texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainCo
         if cfg.ngram_components:
             k = min(cfg.ngram_components, grams.shape[1] - 1, len(texts) - 1)
             reducer = TruncatedSVD(n_components=k, random_state=cfg.seed).fit(grams)
-    features = FeatureBuilder(vectorizer, cfg.embedding_weight, reducer)
+            projection = FeatureBuilder.projection_of(reducer)
+    features = FeatureBuilder(vectorizer, cfg.embedding_weight, projection)
     head = HierarchicalClassifier(C=cfg.C, max_iter=cfg.max_iter, tol=cfg.tol)
     head.fit(features.transform(texts, emb), labels)
     neighbours = NearestExamples(emb, labels, head.classes_) if cfg.neighbour_weight else None

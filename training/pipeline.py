@@ -228,7 +228,7 @@ def train_and_register(
             {
                 "head": head,
                 "vectorizer": scorer.features.vectorizer,
-                "reducer": scorer.features.reducer,
+                "projection": scorer.features.projection,
                 "embedding_weight": scorer.features.embedding_weight,
                 "neighbours": scorer.neighbours,
                 "neighbour_weight": scorer.neighbour_weight,

@@ -1,7 +1,9 @@
 """Dependency aliases: how routes reach the model, the stores and the caller's identity.
 
 Everything lives on ``app.state.services`` (built by the lifespan in ``service.main``), never in
-module globals, so each app built by ``create_app`` is independent.
+module globals, so each app built by ``create_app`` is independent. Dependencies that only read
+attributes are ``async``: FastAPI runs sync dependencies in its thread pool, a hop that costs more
+than the lookup itself on every request.
 
 Auth for routers (``service/api/v1/*.py`` and the review/bulk routers)::
 
@@ -55,7 +57,7 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The app's services."""
     services: Services = request.app.state.services
     return services
@@ -64,26 +66,26 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     """The app's settings."""
     return services.settings
 
 
-def get_predictor(services: ServicesDep) -> Predictor:
+async def get_predictor(services: ServicesDep) -> Predictor:
     """The loaded model; 503 when the lifespan has not loaded one."""
     if services.predictor is None:
         raise ModelNotReady("The model is not loaded yet.")
     return services.predictor
 
 
-def get_coder(services: ServicesDep) -> Coder:
+async def get_coder(services: ServicesDep) -> Coder:
     """The coder (decision memory + model + review queue)."""
     if services.coder is None:
         raise ModelNotReady("The model is not loaded yet.")
     return services.coder
 
 
-def get_store(services: ServicesDep) -> Any:
+async def get_store(services: ServicesDep) -> Any:
     """The review store (``service.review.store.ReviewStore``)."""
     if services.store is None:
         raise ModelNotReady("The review store is not open yet.")

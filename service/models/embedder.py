@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,14 @@ from service.errors import RegistryError
 class OnnxEncoder:
     """Mean-pooled, L2-normalised embeddings of texts (the sentence-transformers recipe)."""
 
-    def __init__(self, model_dir: Path, int8: bool = True, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        int8: bool = True,
+        threads: int | None = None,
+        workers: int = 1,
+        batch_size: int = 16,
+    ) -> None:
         model_dir = Path(model_dir)
         name = "model.int8.onnx" if int8 else "model.onnx"
         path = model_dir / name
@@ -33,17 +41,36 @@ class OnnxEncoder:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+        # 16 texts per run measured fastest on 2 cores (4.1 ms/text; 1: 4.3, 64: 5.4): larger
+        # batches fall out of cache, smaller ones pay the per-run overhead.
+        self.batch_size = batch_size
+        # A call with several batches runs up to ``workers`` of them at once (ONNX Runtime
+        # releases the GIL and one session serves concurrent runs), so a large request uses
+        # every core while single-text requests keep one thread each.
+        self.workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(self.workers, "encoder") if self.workers > 1 else None
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Embeddings, one row per text, float32, unit length."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        size = batch_size or self.batch_size
         # Sorting by length keeps padding small inside each batch.
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
+        chunks = [order[start : start + size] for start in range(0, len(texts), size)]
+
+        def run(idx: np.ndarray) -> None:
             out[idx] = self._encode_batch([texts[i] for i in idx])
+
+        if self._pool is None or len(chunks) == 1:
+            for idx in chunks:
+                run(idx)
+        else:
+            # Batches are independent (padding is per batch), so the result does not depend
+            # on how many run at once.
+            for future in [self._pool.submit(run, idx) for idx in chunks]:
+                future.result()
         return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

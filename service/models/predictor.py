@@ -52,35 +52,86 @@ class Classification:
 class FeatureBuilder:
     """Joins sentence embeddings with character n-gram features of the normalised text.
 
-    The n-gram TF-IDF is projected to a few hundred dense dimensions (``reducer``, a fitted
-    TruncatedSVD) so the head trains with dense BLAS: ten times faster than a sparse matrix
-    with hundreds of dense columns in it, at a small cost in accuracy (measured in the
-    evaluation report). Without a reducer the raw sparse n-grams are used.
+    The n-gram TF-IDF is projected to a few hundred dense dimensions (``projection``, the
+    components of a TruncatedSVD fitted in training) so the head trains with dense BLAS: ten
+    times faster than a sparse matrix with hundreds of dense columns in it, at a small cost in
+    accuracy (measured in the evaluation report). Without a projection the raw sparse n-grams
+    are used.
     """
 
     def __init__(
-        self, vectorizer: Any | None, embedding_weight: float = 1.0, reducer: Any | None = None
+        self,
+        vectorizer: Any | None,
+        embedding_weight: float = 1.0,
+        projection: np.ndarray | None = None,
     ) -> None:
         self.vectorizer = vectorizer
         self.embedding_weight = embedding_weight
-        self.reducer = reducer
-        # TruncatedSVD.transform is ``grams @ components_.T``; scipy copies the transposed
-        # (Fortran-ordered) 40,000 x 256 matrix on every call, which cost 25 ms per request.
-        # A C-ordered float32 copy made once makes the projection a fraction of a millisecond.
-        self._projection = (
-            None
-            if reducer is None
-            else np.ascontiguousarray(reducer.components_.T, dtype=np.float32)
+        # C-ordered float32: scipy copies a transposed (Fortran-ordered) matrix on every
+        # product, which cost 25 ms and 82 MB per request when this was SVD.transform.
+        self.projection = (
+            None if projection is None else np.ascontiguousarray(projection, dtype=np.float32)
         )
+
+    def ngrams(self, normalised: list[str]) -> sp.csr_matrix:
+        """The vectoriser's TF-IDF rows, computed without scikit-learn's input checks.
+
+        ``TfidfVectorizer.transform`` spends 1.5 ms per call validating its input (more than
+        the arithmetic for one record); this is the same computation from the fitted
+        vocabulary and idf weights, and a test holds it equal to ``transform``.
+        """
+        vec: Any = self.vectorizer
+        if vec is None:
+            raise ValueError("this feature builder has no n-gram vectoriser")
+        if not hasattr(self, "_analyzer"):
+            self._analyzer = vec.build_analyzer()
+            self._vocabulary = vec.vocabulary_
+            self._idf = np.asarray(vec.idf_, dtype=np.float64) if vec.use_idf else None
+        indptr, indices, values = [0], [], []
+        for text in normalised:
+            counts: dict[int, int] = {}
+            for gram in self._analyzer(text):
+                j = self._vocabulary.get(gram)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            if vec.binary:
+                tf = np.ones_like(tf)
+            elif vec.sublinear_tf:
+                tf = np.log(tf) + 1.0
+            if self._idf is not None:
+                tf = tf * self._idf[cols]
+            if vec.norm == "l2" and len(tf):
+                tf = tf / np.sqrt(np.dot(tf, tf))
+            elif vec.norm == "l1" and len(tf):
+                tf = tf / np.abs(tf).sum()
+            order = np.argsort(cols)
+            indices.append(cols[order])
+            values.append(tf[order])
+            indptr.append(indptr[-1] + len(cols))
+        return sp.csr_matrix(
+            (
+                np.concatenate(values).astype(vec.dtype) if values else np.zeros(0, vec.dtype),
+                np.concatenate(indices) if indices else np.zeros(0, np.int64),
+                np.asarray(indptr),
+            ),
+            shape=(len(normalised), len(self._vocabulary)),
+        )
+
+    @staticmethod
+    def projection_of(reducer: Any) -> np.ndarray:
+        """The matrix of a fitted TruncatedSVD (its ``transform`` is ``X @ components_.T``)."""
+        return np.ascontiguousarray(reducer.components_.T, dtype=np.float32)
 
     def transform(self, normalised: list[str], embeddings: np.ndarray) -> Any:
         """Feature matrix for the head."""
         dense = embeddings * self.embedding_weight
         if self.vectorizer is None:
             return dense
-        grams = self.vectorizer.transform(normalised)
-        if self._projection is not None:
-            return np.hstack([dense, np.asarray(grams @ self._projection, dtype=np.float32)])
+        grams = self.ngrams(normalised)
+        if self.projection is not None:
+            return np.hstack([dense, np.asarray(grams @ self.projection, dtype=np.float32)])
         return sp.hstack([sp.csr_matrix(dense), grams]).tocsr()
 
 
@@ -105,7 +156,7 @@ class Scorer:
 
     def logits(self, normalised: list[str], embeddings: np.ndarray) -> np.ndarray:
         """Uncalibrated logits, one column per ``head.classes_``."""
-        logits = self.head.logits(self.features.transform(normalised, embeddings))
+        logits = self.head.logits_trusted(self.features.transform(normalised, embeddings))
         if self.neighbours is not None and self.neighbour_weight:
             logits = logits + self.neighbour_weight * self.neighbours.scores(embeddings)
         return logits
@@ -150,6 +201,7 @@ class Predictor:
         int8: bool = False,
         target_precision: float | None = None,
         threads: int | None = None,
+        workers: int = 1,
     ) -> Predictor:
         """Load a registry entry (the promoted one unless ``version`` is given)."""
         version = registry.resolve(version)
@@ -159,21 +211,22 @@ class Predictor:
         normalizer = Normalizer.from_files(
             [folder / "abbreviations.csv"], expand=bool(manifest["config"].get("expand", True))
         )
-        encoder = OnnxEncoder(folder / "encoder", int8=int8, threads=threads)
+        encoder = OnnxEncoder(folder / "encoder", int8=int8, threads=threads, workers=workers)
         curves = {
             int(lvl): PrecisionCurve.from_dict(c)
             for lvl, c in manifest["calibration"]["curves"].items()
         }
         head: HierarchicalClassifier = bundle["head"]
+        projection = bundle.get("projection")
+        if projection is None and bundle.get("reducer") is not None:  # entries before 11-26
+            projection = FeatureBuilder.projection_of(bundle["reducer"])
         head.temperature = float(manifest["calibration"]["temperature"])
         return cls(
             version=version,
             normalizer=normalizer,
             encoder=encoder,
             scorer=Scorer(
-                FeatureBuilder(
-                    bundle["vectorizer"], bundle["embedding_weight"], bundle.get("reducer")
-                ),
+                FeatureBuilder(bundle["vectorizer"], bundle["embedding_weight"], projection),
                 head,
                 bundle.get("neighbours"),
                 float(bundle.get("neighbour_weight", 0.0)),

@@ -48,6 +48,27 @@ def test_verify_refuses_missing_unknown_and_revoked(store: KeyStore) -> None:
     assert info.name == "bob" and not info.active
 
 
+def test_verified_keys_are_cached_for_the_configured_time(tmp_path: Path) -> None:
+    sessions = session_factory(init_db(f"sqlite:///{tmp_path / 'keys.sqlite3'}"))
+    now = [100.0]
+    cached = KeyStore(sessions, cache_seconds=10, clock=lambda: now[0])
+    other_process = KeyStore(sessions)
+    key = cached.create("agency-a", "submitter")
+    assert cached.verify(key).name == "agency-a"
+    other_process.revoke("agency-a")
+    now[0] += 9  # still inside the window: no database round trip, the key still works
+    assert cached.verify(key).name == "agency-a"
+    now[0] += 2  # past it: the revocation is seen
+    with pytest.raises(AuthError):
+        cached.verify(key)
+    # A revocation through the same store takes effect at once.
+    key2 = cached.create("agency-b", "submitter")
+    assert cached.verify(key2).name == "agency-b"
+    cached.revoke("agency-b")
+    with pytest.raises(AuthError):
+        cached.verify(key2)
+
+
 def test_create_checks_role_name_and_uniqueness(store: KeyStore) -> None:
     with pytest.raises(InvalidInput):
         store.create("x", "superuser")

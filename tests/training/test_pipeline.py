@@ -55,6 +55,29 @@ def test_identical_texts_get_identical_answers(tiny_predictor):
     assert a.suggestions == b.suggestions
 
 
+def test_parallel_batches_give_the_same_embeddings(tiny_registry):
+    from service.models.embedder import OnnxEncoder
+
+    folder = Registry(tiny_registry).path(Registry(tiny_registry).active()) / "encoder"
+    texts = [f"theft of {n} bicycles from a shed" * (1 + n % 3) for n in range(70)]
+    serial = OnnxEncoder(folder, int8=False, threads=1, workers=1, batch_size=8).encode(texts)
+    parallel = OnnxEncoder(folder, int8=False, threads=1, workers=3, batch_size=8).encode(texts)
+    np.testing.assert_array_equal(serial, parallel)
+    assert np.allclose(np.linalg.norm(parallel, axis=1), 1.0, atol=1e-5)
+
+
+def test_nearest_examples_are_saved_and_used(tiny_predictor):
+    scorer = tiny_predictor.scorer
+    assert scorer.neighbours is not None and scorer.neighbour_weight > 0
+    texts = ["theft of a bicycle", "punched a man in the face"]
+    emb = tiny_predictor.encoder.encode(texts)
+    with_nn = scorer.logits(texts, emb)
+    plain = scorer.head.logits(scorer.features.transform(texts, emb))
+    np.testing.assert_allclose(
+        with_nn - plain, scorer.neighbour_weight * scorer.neighbours.scores(emb)
+    )
+
+
 def test_parity_check_refuses_a_mismatched_export(tmp_path):
     import torch
 

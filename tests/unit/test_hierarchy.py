@@ -53,3 +53,16 @@ def test_unfitted_raises():
 
     with pytest.raises(NotFittedError):
         HierarchicalClassifier().predict(np.zeros((1, 3)))
+
+
+def test_trusted_logits_equal_the_validated_ones():
+    X, y = _toy()
+    multi = HierarchicalClassifier().fit(X, y)
+    np.testing.assert_allclose(multi.logits_trusted(X), multi.logits(X), rtol=1e-6, atol=1e-8)
+    binary = HierarchicalClassifier().fit(X[:60], np.where(y[:60] == "0502", "0502", "0101"))
+    np.testing.assert_allclose(
+        binary.logits_trusted(X[:60]), binary.logits(X[:60]), rtol=1e-6, atol=1e-8
+    )
+    # Anything that is not a dense array of the fitted width goes through validation.
+    with pytest.raises(ValueError):
+        multi.logits_trusted(X[:, :3])

@@ -33,7 +33,7 @@ def test_brute_force_agreement_on_random_data() -> None:
     classes = [f"0{k}" for k in range(1, 10)]
     labels = rng.choice(classes[:7], size=200).tolist()
     q = _unit(rng.normal(size=(5, 16)).tolist())
-    got = NearestExamples(train, labels, classes).scores(q)
+    got = NearestExamples(train, labels, classes, dimensions=None).scores(q)
     sims = q @ train.T
     for j, c in enumerate(classes):
         mask = np.array([lab == c for lab in labels])
@@ -44,3 +44,15 @@ def test_brute_force_agreement_on_random_data() -> None:
 def test_empty_queries() -> None:
     nn = NearestExamples(_unit([[1, 0]]), ["01"], ["01", "02"])
     assert nn.scores(np.zeros((0, 2), dtype=np.float32)).shape == (0, 2)
+
+
+def test_reduced_index_still_finds_each_record_itself() -> None:
+    rng = np.random.default_rng(5)
+    train = _unit(rng.normal(size=(300, 32)).tolist())
+    labels = [f"0{k % 9 + 1}" for k in range(300)]
+    nn = NearestExamples(train, labels, sorted(set(labels)), dimensions=8)
+    assert nn.embeddings.shape == (300, 8)
+    got = nn.scores(train[:20])
+    own = [sorted(set(labels)).index(lab) for lab in labels[:20]]
+    np.testing.assert_allclose(got[np.arange(20), own], 1.0, atol=1e-5)
+    assert (got <= 1.0 + 1e-5).all()
