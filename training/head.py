@@ -19,7 +19,9 @@ from service.models.calibration import (
     fit_temperature,
 )
 from service.models.hierarchy import HierarchicalClassifier, node_aggregation
+from service.models.linear_head import LinearHead
 from service.models.neighbours import NearestExamples
+from service.models.ngrams import CharNgrams
 from service.models.predictor import FeatureBuilder, Scorer
 from service.taxonomy import ancestor_at, level_of
 from training.config import TrainConfig
@@ -29,8 +31,12 @@ NA = "NA"  # the non-offence "section" in evaluation
 
 
 def fit_head(texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> Scorer:
-    """Fit the n-gram vectoriser (optional), the classifier and the nearest-example index."""
-    vectorizer = projection = None
+    """Fit the n-gram vectoriser (optional), the classifier and the nearest-example index.
+
+    The result holds scikit-learn-free copies (:class:`CharNgrams`, :class:`LinearHead`), the
+    objects the service loads, so out-of-fold scores come from the same code as served ones.
+    """
+    ngrams = projection = None
     if cfg.char_ngrams:
         vectorizer = TfidfVectorizer(
             analyzer="char_wb",
@@ -40,15 +46,17 @@ def fit_head(texts: list[str], emb: np.ndarray, labels: np.ndarray, cfg: TrainCo
             dtype=np.float32,
         )
         grams = vectorizer.fit_transform(texts)
+        vectorizer.stop_words_ = None  # every n-gram cut by max_features: not needed after fit
+        ngrams = CharNgrams.from_vectorizer(vectorizer)
         if cfg.ngram_components:
             k = min(cfg.ngram_components, grams.shape[1] - 1, len(texts) - 1)
             reducer = TruncatedSVD(n_components=k, random_state=cfg.seed).fit(grams)
             projection = FeatureBuilder.projection_of(reducer)
-    features = FeatureBuilder(vectorizer, cfg.embedding_weight, projection)
-    head = HierarchicalClassifier(C=cfg.C, max_iter=cfg.max_iter, tol=cfg.tol)
-    head.fit(features.transform(texts, emb), labels)
-    neighbours = NearestExamples(emb, labels, head.classes_) if cfg.neighbour_weight else None
-    return Scorer(features, head, neighbours, cfg.neighbour_weight)
+    features = FeatureBuilder(ngrams, cfg.embedding_weight, projection)
+    clf = HierarchicalClassifier(C=cfg.C, max_iter=cfg.max_iter, tol=cfg.tol)
+    clf.fit(features.transform(texts, emb), labels)
+    neighbours = NearestExamples(emb, labels, clf.classes_) if cfg.neighbour_weight else None
+    return Scorer(features, LinearHead.from_estimator(clf), neighbours, cfg.neighbour_weight)
 
 
 def fold_assignment(groups: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> np.ndarray:

@@ -227,7 +227,7 @@ def train_and_register(
         joblib.dump(
             {
                 "head": head,
-                "vectorizer": scorer.features.vectorizer,
+                "ngrams": scorer.features.ngrams,
                 "projection": scorer.features.projection,
                 "embedding_weight": scorer.features.embedding_weight,
                 "neighbours": scorer.neighbours,

@@ -6,24 +6,26 @@ For notebooks::
     coded = classify_frame(df, text_column="offence_description")
 """
 
-from service.bulk.crosswalk import Crosswalk, build_crosswalk, write_crosswalk
-from service.bulk.engine import (
-    OUTPUT_COLUMNS,
-    RESULT_COLUMNS,
-    BulkOptions,
-    BulkSummary,
-    classify_file,
-    classify_frame,
-)
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "OUTPUT_COLUMNS",
-    "RESULT_COLUMNS",
-    "BulkOptions",
-    "BulkSummary",
-    "Crosswalk",
-    "build_crosswalk",
-    "classify_file",
-    "classify_frame",
-    "write_crosswalk",
-]
+# Imported on first use: the API process starts the job runner (service.bulk.jobs) at every
+# start, and pyarrow, which the engine needs, costs it 55 MB of memory before any job runs.
+_EXPORTS = {
+    "OUTPUT_COLUMNS": "service.bulk.engine",
+    "RESULT_COLUMNS": "service.bulk.engine",
+    "BulkOptions": "service.bulk.engine",
+    "BulkSummary": "service.bulk.engine",
+    "classify_file": "service.bulk.engine",
+    "classify_frame": "service.bulk.engine",
+    "Crosswalk": "service.bulk.crosswalk",
+    "build_crosswalk": "service.bulk.crosswalk",
+    "write_crosswalk": "service.bulk.crosswalk",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'service.bulk' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

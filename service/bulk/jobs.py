@@ -24,8 +24,6 @@ from typing import Any, BinaryIO
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.bulk import io as bio
-from service.bulk.engine import BulkOptions, Interrupted, classify_file
 from service.coding import Coder
 from service.config import Settings
 from service.db import Job, utcnow
@@ -143,6 +141,8 @@ class JobRunner:
         created_by: str | None = None,
     ) -> Job:
         """Store an upload and queue it; the header is checked now so bad files fail fast."""
+        from service.bulk import io as bio  # pyarrow: loaded when the first job comes
+
         safe_name = Path(filename or "upload").name
         in_fmt = bio.file_format(Path(safe_name))
         opts = {k: options.get(k) for k in OPTION_KEYS}
@@ -246,6 +246,8 @@ class JobRunner:
         return None
 
     def _run(self, job_id: str) -> None:
+        from service.bulk.engine import BulkOptions, Interrupted, classify_file
+
         job = self.get(job_id)
         opts = dict(job.options or {})
         options = BulkOptions(

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 # Below this many auto-coded calibration records a precision estimate is noise.
@@ -21,6 +20,8 @@ MIN_SUPPORT = 20
 
 def fit_temperature(logits: np.ndarray, y_index: np.ndarray) -> float:
     """Temperature that minimises the negative log-likelihood of held-out labels."""
+    from scipy.optimize import minimize_scalar  # training only; the service never fits
+
 
     def nll(log_t: float) -> float:
         lp = log_softmax(logits / np.exp(log_t), axis=1)

@@ -18,39 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-_PREFIX_LENGTHS = (2, 4, 5, 6)
+from service.models.tree import ancestors_and_self, is_iccs_like, node_aggregation
 
-
-def is_iccs_like(label: object) -> bool:
-    """True for strings shaped like ICCS codes (their ancestors are their prefixes)."""
-    return isinstance(label, str) and label.isdigit() and len(label) in _PREFIX_LENGTHS
-
-
-def ancestors_and_self(code: str) -> list[str]:
-    """``'020111'`` -> ``['02', '0201', '02011', '020111']``."""
-    return [code[:n] for n in _PREFIX_LENGTHS if n <= len(code)]
-
-
-def node_aggregation(classes: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Nodes of the tree spanned by ``classes`` and the 0/1 matrix classes x nodes.
-
-    Non-ICCS labels (``not_an_offence``) stay nodes of their own, outside the tree.
-    """
-    nodes: list[str] = []
-    index: dict[str, int] = {}
-    pairs: list[tuple[int, int]] = []
-    for ci, label in enumerate(classes):
-        names = ancestors_and_self(str(label)) if is_iccs_like(label) else [str(label)]
-        for name in names:
-            if name not in index:
-                index[name] = len(nodes)
-                nodes.append(name)
-            pairs.append((ci, index[name]))
-    matrix = np.zeros((len(classes), len(nodes)), dtype=np.float64)
-    for ci, ni in pairs:
-        matrix[ci, ni] = 1.0
-    return nodes, matrix
-
+__all__ = ["HierarchicalClassifier", "ancestors_and_self", "is_iccs_like", "node_aggregation"]
 
 class HierarchicalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Multinomial logistic regression over target nodes, with tree-consistent node scores.
@@ -96,21 +66,6 @@ class HierarchicalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mi
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False)
         return np.asarray(self.estimator_.decision_function(X), dtype=np.float64)
-
-    def logits_trusted(self, X: Any) -> np.ndarray:
-        """:meth:`logits` for features the service built itself (finite, the fitted width).
-
-        Skips scikit-learn's input validation, which costs more than the product itself for
-        one record (the service scores records one at a time).
-        """
-        check_is_fitted(self)
-        if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == self.n_features_in_):
-            return self.logits(X)
-        est = self.estimator_
-        scores = np.asarray(X @ est.coef_.T + est.intercept_, dtype=np.float64)
-        if scores.shape[1] == 1:  # binary: one margin m is the softmax of (-m/2, m/2)
-            return np.column_stack([-scores[:, 0] / 2.0, scores[:, 0] / 2.0])
-        return scores
 
     def logits(self, X: Any) -> np.ndarray:
         """Softmax inputs, one column per class whatever the number of classes."""

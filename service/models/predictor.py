@@ -15,8 +15,9 @@ from scipy.special import softmax
 from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve
 from service.models.embedder import OnnxEncoder
-from service.models.hierarchy import HierarchicalClassifier
+from service.models.linear_head import LinearHead
 from service.models.neighbours import NearestExamples
+from service.models.ngrams import CharNgrams
 from service.models.policy import REJECTED, Decision, Thresholds, decide, unusable_text_reason
 from service.models.registry import Registry
 from service.normalize import Normalizer
@@ -61,62 +62,16 @@ class FeatureBuilder:
 
     def __init__(
         self,
-        vectorizer: Any | None,
+        ngrams: CharNgrams | None,
         embedding_weight: float = 1.0,
         projection: np.ndarray | None = None,
     ) -> None:
-        self.vectorizer = vectorizer
+        self.ngrams = ngrams
         self.embedding_weight = embedding_weight
         # C-ordered float32: scipy copies a transposed (Fortran-ordered) matrix on every
         # product, which cost 25 ms and 82 MB per request when this was SVD.transform.
         self.projection = (
             None if projection is None else np.ascontiguousarray(projection, dtype=np.float32)
-        )
-
-    def ngrams(self, normalised: list[str]) -> sp.csr_matrix:
-        """The vectoriser's TF-IDF rows, computed without scikit-learn's input checks.
-
-        ``TfidfVectorizer.transform`` spends 1.5 ms per call validating its input (more than
-        the arithmetic for one record); this is the same computation from the fitted
-        vocabulary and idf weights, and a test holds it equal to ``transform``.
-        """
-        vec: Any = self.vectorizer
-        if vec is None:
-            raise ValueError("this feature builder has no n-gram vectoriser")
-        if not hasattr(self, "_analyzer"):
-            self._analyzer = vec.build_analyzer()
-            self._vocabulary = vec.vocabulary_
-            self._idf = np.asarray(vec.idf_, dtype=np.float64) if vec.use_idf else None
-        indptr, indices, values = [0], [], []
-        for text in normalised:
-            counts: dict[int, int] = {}
-            for gram in self._analyzer(text):
-                j = self._vocabulary.get(gram)
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
-            cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            if vec.binary:
-                tf = np.ones_like(tf)
-            elif vec.sublinear_tf:
-                tf = np.log(tf) + 1.0
-            if self._idf is not None:
-                tf = tf * self._idf[cols]
-            if vec.norm == "l2" and len(tf):
-                tf = tf / np.sqrt(np.dot(tf, tf))
-            elif vec.norm == "l1" and len(tf):
-                tf = tf / np.abs(tf).sum()
-            order = np.argsort(cols)
-            indices.append(cols[order])
-            values.append(tf[order])
-            indptr.append(indptr[-1] + len(cols))
-        return sp.csr_matrix(
-            (
-                np.concatenate(values).astype(vec.dtype) if values else np.zeros(0, vec.dtype),
-                np.concatenate(indices) if indices else np.zeros(0, np.int64),
-                np.asarray(indptr),
-            ),
-            shape=(len(normalised), len(self._vocabulary)),
         )
 
     @staticmethod
@@ -127,9 +82,9 @@ class FeatureBuilder:
     def transform(self, normalised: list[str], embeddings: np.ndarray) -> Any:
         """Feature matrix for the head."""
         dense = embeddings * self.embedding_weight
-        if self.vectorizer is None:
+        if self.ngrams is None:
             return dense
-        grams = self.ngrams(normalised)
+        grams = self.ngrams.transform(normalised)
         if self.projection is not None:
             return np.hstack([dense, np.asarray(grams @ self.projection, dtype=np.float32)])
         return sp.hstack([sp.csr_matrix(dense), grams]).tocsr()
@@ -145,7 +100,7 @@ class Scorer:
     def __init__(
         self,
         features: FeatureBuilder,
-        head: HierarchicalClassifier,
+        head: LinearHead,
         neighbours: NearestExamples | None = None,
         neighbour_weight: float = 0.0,
     ) -> None:
@@ -156,7 +111,7 @@ class Scorer:
 
     def logits(self, normalised: list[str], embeddings: np.ndarray) -> np.ndarray:
         """Uncalibrated logits, one column per ``head.classes_``."""
-        logits = self.head.logits_trusted(self.features.transform(normalised, embeddings))
+        logits = self.head.logits(self.features.transform(normalised, embeddings))
         if self.neighbours is not None and self.neighbour_weight:
             logits = logits + self.neighbour_weight * self.neighbours.scores(embeddings)
         return logits
@@ -216,17 +171,14 @@ class Predictor:
             int(lvl): PrecisionCurve.from_dict(c)
             for lvl, c in manifest["calibration"]["curves"].items()
         }
-        head: HierarchicalClassifier = bundle["head"]
-        projection = bundle.get("projection")
-        if projection is None and bundle.get("reducer") is not None:  # entries before 11-26
-            projection = FeatureBuilder.projection_of(bundle["reducer"])
+        head, ngrams, projection = _serving_parts(bundle)
         head.temperature = float(manifest["calibration"]["temperature"])
         return cls(
             version=version,
             normalizer=normalizer,
             encoder=encoder,
             scorer=Scorer(
-                FeatureBuilder(bundle["vectorizer"], bundle["embedding_weight"], projection),
+                FeatureBuilder(ngrams, bundle["embedding_weight"], projection),
                 head,
                 bundle.get("neighbours"),
                 float(bundle.get("neighbour_weight", 0.0)),
@@ -291,6 +243,23 @@ class Predictor:
             path=self.taxonomy.path(code),
             confidence=round(float(nodes[self._node_index[code]]), 4),
         )
+
+
+def _serving_parts(
+    bundle: dict[str, Any],
+) -> tuple[LinearHead, CharNgrams | None, np.ndarray | None]:
+    """Head, n-grams and projection of a bundle; entries before 2026-11-26 held scikit-learn
+    objects, which are converted here (importing scikit-learn only for them)."""
+    head = bundle["head"]
+    if not isinstance(head, LinearHead):
+        head = LinearHead.from_estimator(head)
+    ngrams = bundle.get("ngrams")
+    if ngrams is None and bundle.get("vectorizer") is not None:
+        ngrams = CharNgrams.from_vectorizer(bundle["vectorizer"])
+    projection = bundle.get("projection")
+    if projection is None and bundle.get("reducer") is not None:
+        projection = FeatureBuilder.projection_of(bundle["reducer"])
+    return head, ngrams, projection
 
 
 def load_predictor(registry_dir: Path, version: str | None = None, **kw: Any) -> Predictor:

@@ -1,6 +1,8 @@
 """The quick training config end to end, and the export checks that guard registration."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -76,6 +78,22 @@ def test_nearest_examples_are_saved_and_used(tiny_predictor):
     np.testing.assert_allclose(
         with_nn - plain, scorer.neighbour_weight * scorer.neighbours.scores(emb)
     )
+
+
+def test_the_service_loads_a_model_without_scikit_learn(tiny_registry):
+    code = (
+        "import sys; from pathlib import Path; "
+        "from service.models.predictor import load_predictor; "
+        f"p = load_predictor(Path({str(tiny_registry)!r})); "
+        "r = p.classify(['theft of a bicycle'])[0]; "
+        "print(r.suggestions[0].code, sorted(m for m in ('sklearn', 'pandas', 'torch') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert out[-1] == "[]", out
+    assert out[0].isdigit()
 
 
 def test_parity_check_refuses_a_mismatched_export(tmp_path):

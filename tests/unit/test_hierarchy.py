@@ -55,14 +55,18 @@ def test_unfitted_raises():
         HierarchicalClassifier().predict(np.zeros((1, 3)))
 
 
-def test_trusted_logits_equal_the_validated_ones():
+def test_linear_head_scores_like_the_estimator():
+    from service.models.linear_head import LinearHead
+
     X, y = _toy()
-    multi = HierarchicalClassifier().fit(X, y)
-    np.testing.assert_allclose(multi.logits_trusted(X), multi.logits(X), rtol=1e-6, atol=1e-8)
+    multi = HierarchicalClassifier(temperature=1.3).fit(X, y)
+    head = LinearHead.from_estimator(multi)
+    np.testing.assert_allclose(head.logits(X), multi.logits(X), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(head.predict_proba(X), multi.predict_proba(X), rtol=1e-6)
+    assert list(head.nodes_) == list(multi.nodes_)
     binary = HierarchicalClassifier().fit(X[:60], np.where(y[:60] == "0502", "0502", "0101"))
     np.testing.assert_allclose(
-        binary.logits_trusted(X[:60]), binary.logits(X[:60]), rtol=1e-6, atol=1e-8
+        LinearHead.from_estimator(binary).logits(X[:60]), binary.logits(X[:60]), rtol=1e-6
     )
-    # Anything that is not a dense array of the fitted width goes through validation.
-    with pytest.raises(ValueError):
-        multi.logits_trusted(X[:, :3])
+    with pytest.raises(ValueError, match="features"):
+        head.logits(X[:, :3])
