@@ -166,6 +166,10 @@ class Predictor:
         normalizer = Normalizer.from_files(
             [folder / "abbreviations.csv"], expand=bool(manifest["config"].get("expand", True))
         )
+        if int8 and not (folder / "encoder" / "model.int8.onnx").exists():
+            # Registration leaves int8 out when it disagrees with fp32 too often.
+            log.warning("%s ships no int8 encoder (it failed its agreement check): fp32", version)
+            int8 = False
         encoder = OnnxEncoder(folder / "encoder", int8=int8, threads=threads, workers=workers)
         curves = {
             int(lvl): PrecisionCurve.from_dict(c)

@@ -68,6 +68,33 @@ def test_parallel_batches_give_the_same_embeddings(tiny_registry):
     assert np.allclose(np.linalg.norm(parallel, axis=1), 1.0, atol=1e-5)
 
 
+def test_int8_embeddings_do_not_depend_on_batch_companions(tiny_registry, tmp_path):
+    import shutil
+
+    from service.models.embedder import OnnxEncoder
+    from training.export import QUANT_RECIPES, quantize
+
+    folder = tmp_path / "encoder"
+    shutil.copytree(Registry(tiny_registry).path(Registry(tiny_registry).active()) / "encoder",
+                    folder)
+    quantize(folder, next(iter(QUANT_RECIPES)))
+    enc = OnnxEncoder(folder, int8=True, threads=1, workers=2)
+    texts = ["burglary", "assault occasioning actual bodily harm to a police officer on duty"]
+    alone = np.vstack([enc.encode([t]) for t in texts])
+    np.testing.assert_array_equal(enc.encode(texts), alone)
+    np.testing.assert_array_equal(enc.encode(texts[:1] + ["x" * 40] * 5)[:1], alone[:1])
+
+
+def test_int8_request_falls_back_to_fp32_when_not_shipped(tiny_registry):
+    from service.models.predictor import load_predictor
+
+    reg = Registry(tiny_registry)
+    shipped = (reg.path(reg.active()) / "encoder" / "model.int8.onnx").exists()
+    predictor = load_predictor(tiny_registry, int8=True)
+    assert predictor.encoder.int8 == shipped
+    assert predictor.classify(["theft of a bicycle"])[0].suggestions
+
+
 def test_nearest_examples_are_saved_and_used(tiny_predictor):
     scorer = tiny_predictor.scorer
     assert scorer.neighbours is not None and scorer.neighbour_weight > 0
