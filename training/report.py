@@ -63,9 +63,10 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
         "",
         f"- Taxonomy: {manifest['taxonomy_version']}",
         f"- Encoder: {manifest['encoder']['base']}, fine-tuned contrastively; served as ONNX "
-        "(int8 by default).",
+        f"(fp32 by default; int8 {_int8_line(metrics)}).",
         "- Head: multinomial logistic regression over ICCS target nodes on [embedding | char "
-        "n-gram TF-IDF]; node probabilities are sums over subtrees.",
+        "n-gram TF-IDF]; node probabilities are sums over subtrees."
+        + _neighbour_line(manifest),
         f"- Training rows: {manifest['training_rows']} (data hash "
         f"`{manifest['training_data_hash'][:12]}`), {manifest['classes']} classes.",
         f"- Git commit: `{manifest['git_sha']}`",
@@ -84,3 +85,20 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
         "below threshold go to human review.",
     ]
     Path(path).write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def _int8_line(metrics: dict[str, Any]) -> str:
+    int8 = metrics.get("int8") or {}
+    if not int8:
+        return "not built"
+    agreement = f"{100 * int8['top1_agreement']:.2f}% top-1 agreement with fp32"
+    return f"shipped, {agreement}" if int8.get("shipped") else f"not shipped: best {agreement}"
+
+
+def _neighbour_line(manifest: dict[str, Any]) -> str:
+    weight = manifest["config"].get("neighbour_weight") or 0
+    if not weight:
+        return ""
+    return (
+        f" Plus {weight:g} x the cosine similarity of the nearest labelled record of each class."
+    )
