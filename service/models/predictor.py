@@ -21,6 +21,7 @@ from service.models.ngrams import CharNgrams
 from service.models.policy import REJECTED, Decision, Thresholds, decide, unusable_text_reason
 from service.models.registry import Registry
 from service.normalize import Normalizer
+from service.shorthand import ShorthandResolver, tokenizer_words
 from service.taxonomy import TAXONOMY_VERSION, Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -163,9 +164,7 @@ class Predictor:
         folder = registry.path(version)
         manifest = registry.manifest(version)
         bundle = joblib.load(folder / "head.joblib")
-        normalizer = Normalizer.from_files(
-            [folder / "abbreviations.csv"], expand=bool(manifest["config"].get("expand", True))
-        )
+        normalizer = entry_normalizer(folder, expand=bool(manifest["config"].get("expand", True)))
         if int8 and not (folder / "encoder" / "model.int8.onnx").exists():
             # Registration leaves int8 out when it disagrees with fp32 too often.
             log.warning("%s ships no int8 encoder (it failed its agreement check): fp32", version)
@@ -269,3 +268,15 @@ def _serving_parts(
 def load_predictor(registry_dir: Path, version: str | None = None, **kw: Any) -> Predictor:
     """Shortcut used by the CLI, the API and the bulk engine."""
     return Predictor.load(Registry(registry_dir), version, **kw)
+
+
+def entry_normalizer(folder: Path, expand: bool = True) -> Normalizer:
+    """The normaliser a registry entry was trained with: its abbreviation table, plus its
+    shorthand vocabulary when it has one (entries built before shorthand reading have none)."""
+    vocabulary = folder / "vocabulary.json"
+    shorthand = None
+    if expand and vocabulary.exists():
+        shorthand = ShorthandResolver.load(
+            vocabulary, tokenizer_words(folder / "encoder" / "tokenizer.json")
+        )
+    return Normalizer.from_files([folder / "abbreviations.csv"], expand=expand, shorthand=shorthand)

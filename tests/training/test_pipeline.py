@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from service.cli import main
 from service.errors import ExportCheckFailed
 from service.models.registry import Registry
+from service.shorthand import abbreviation_cost
 
 
 def test_quick_model_is_registered_and_promoted(tiny_registry):
@@ -105,6 +106,27 @@ def test_nearest_examples_are_saved_and_used(tiny_predictor):
     np.testing.assert_allclose(
         with_nn - plain, scorer.neighbour_weight * scorer.neighbours.scores(emb)
     )
+
+
+def test_shorthand_vocabulary_is_saved_and_read_when_serving(tiny_registry, tiny_predictor):
+    entry = Registry(tiny_registry).path(tiny_predictor.version)
+    vocabulary = json.loads((entry / "vocabulary.json").read_text())
+    shorthand = tiny_predictor.normalizer.shorthand
+    assert shorthand is not None and shorthand.vocabulary == vocabulary
+    # Frequent training words with their vowels dropped are read as words when served.
+    def skeleton(w: str) -> str:
+        return w[0] + "".join(c for c in w[1:] if c not in "aeiouy")
+
+    shorthands = [
+        skeleton(w)
+        for w, n in sorted(vocabulary.items(), key=lambda kv: -kv[1])
+        if n >= 3 and len(skeleton(w)) >= 4 and skeleton(w) not in vocabulary
+        and skeleton(w) not in shorthand.known_words
+        and abbreviation_cost(skeleton(w), w) <= shorthand.max_cost
+    ][:20]
+    assert shorthands
+    for short in shorthands:
+        assert tiny_predictor.normalizer(short.upper()) in vocabulary, short
 
 
 def test_the_service_loads_a_model_without_scikit_learn(tiny_registry):

@@ -51,3 +51,16 @@ def test_glued_with_and_filler_words():
     assert n("ASSAULT W/DEADLY WEAPON:GBI") == "assault with deadly weapon great bodily injury"
     assert n("FALSE BOMB/ETC REP:PO/ETC") == "false bomb rep police officer"
     assert n("W/O CONSENT") == "without consent"
+
+
+def test_shorthand_is_read_after_the_table():
+    from service.shorthand import ShorthandResolver
+
+    resolver = ShorthandResolver({"conduct": 5, "during": 5, "weapon": 5, "dangerous": 3})
+    norm = Normalizer({"wpn": "weapon"}, shorthand=resolver)
+    assert norm("DISORDERLY CONDCT DRNG event, WPN") == "disorderly conduct during event weapon"
+    # The table's expansion wins over the vocabulary, and switching expansion off turns both off.
+    assert Normalizer({"drng": "dangerous"}, shorthand=resolver)("drng") == "dangerous"
+    off = Normalizer({"wpn": "weapon"}, expand=False, shorthand=resolver)
+    assert off("condct wpn") == "condct wpn"
+    assert norm.with_shorthand(None)("condct wpn") == "condct weapon"

@@ -1,0 +1,126 @@
+"""Reading shorthand the abbreviation table does not list: "condct drng" -> "conduct during".
+
+Offence code lists abbreviate freely ("rghts", "dischrg", "practce", "airprt"). Most such tokens
+are a word with vowels dropped or its end cut off. A token that is neither in the model's clean
+training text (the vocabulary) nor a whole word the encoder's tokenizer knows is replaced by the
+vocabulary word it most plausibly abbreviates:
+
+- same first letter, the token's letters in order inside the word;
+- letters skipped inside the word cost 1 if they are vowels or a doubled letter, 3 otherwise;
+  letters cut off at the end cost 0.4 each; candidates costing more than ``max_cost`` are out;
+- the best candidate maximises log(count) - cost, so a common word beats a rare one.
+
+The vocabulary is built at training time from the sources no evaluation fold holds out and is
+stored with the model, so serving and training read text the same way. Tokens shorter than three
+letters, numbers and known words are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+_WORD = re.compile(r"[a-z]+")
+_VOWELS = frozenset("aeiouy")
+_INF = float("inf")
+_CACHE_LIMIT = 100_000  # resolved tokens kept per resolver (bounded: input text is open-ended)
+
+
+def abbreviation_cost(
+    token: str, word: str, consonant_skip: float = 3.0, cut_off: float = 0.4
+) -> float:
+    """Cost of reading ``token`` as an abbreviation of ``word`` (inf when it cannot be one)."""
+    n, m = len(token), len(word)
+    if n == 0 or m <= n or token[0] != word[0]:
+        return _INF
+    # best[i]: cheapest way to have read token[:i] with the word's letters so far
+    # (the first letters already match).
+    best = [_INF] * (n + 1)
+    best[1] = 0.0
+    for j in range(1, m):
+        ch = word[j]
+        inner_skip = 1.0 if ch in _VOWELS or ch == word[j - 1] else consonant_skip
+        new = [_INF] * (n + 1)
+        for i in range(1, n + 1):
+            c = best[i]
+            if c == _INF:
+                continue
+            if i < n and token[i] == ch and c < new[i + 1]:
+                new[i + 1] = c  # letter read
+            skipped = c + (cut_off if i == n else inner_skip)
+            if skipped < new[i]:
+                new[i] = skipped  # letter left out
+        best = new
+    return best[n]
+
+
+class ShorthandResolver:
+    """Maps unknown shorthand tokens to the vocabulary words they abbreviate."""
+
+    def __init__(
+        self,
+        vocabulary: Mapping[str, int],
+        known_words: Iterable[str] = (),
+        min_count: int = 2,
+        max_cost: float = 3.0,
+    ) -> None:
+        self.vocabulary = dict(vocabulary)
+        self.known_words = frozenset(known_words)
+        self.max_cost = max_cost
+        self._by_first: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for word, count in self.vocabulary.items():
+            if count >= min_count and len(word) >= 4:
+                self._by_first[word[0]].append((word, math.log(count)))
+        self._cache: dict[str, str] = {}
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], known_words: Iterable[str] = ()) -> ShorthandResolver:
+        """Vocabulary counted over already-normalised texts."""
+        return cls(Counter(w for t in texts for w in _WORD.findall(t)), known_words)
+
+    def resolve(self, token: str) -> str:
+        """The word ``token`` abbreviates, or ``token`` itself."""
+        hit = self._cache.get(token)
+        if hit is not None:
+            return hit
+        out = token
+        if len(token) >= 3 and token not in self.vocabulary and token not in self.known_words:
+            best_score = -_INF
+            for word, log_count in self._by_first.get(token[0], ()):
+                if len(word) <= len(token) or not _in_order(token, word):
+                    continue
+                cost = abbreviation_cost(token, word)
+                if cost <= self.max_cost and log_count - cost > best_score:
+                    out, best_score = word, log_count - cost
+        if len(self._cache) < _CACHE_LIMIT:
+            self._cache[token] = out
+        return out
+
+    def __call__(self, text: str) -> str:
+        """``text`` (already normalised: lower case) with its shorthand tokens resolved."""
+        return _WORD.sub(lambda m: self.resolve(m.group(0)), text)
+
+    def save(self, path: Path) -> None:
+        """Write the vocabulary (word counts) the resolver reads with."""
+        Path(path).write_text(json.dumps(self.vocabulary, sort_keys=True), "utf-8")
+
+    @classmethod
+    def load(cls, path: Path, known_words: Iterable[str] = ()) -> ShorthandResolver:
+        """Read a vocabulary written by :meth:`save`."""
+        return cls(json.loads(Path(path).read_text("utf-8")), known_words)
+
+
+def _in_order(token: str, word: str) -> bool:
+    """Whether ``token``'s letters appear in ``word`` in order (a cheap filter before costing)."""
+    rest = iter(word)
+    return all(ch in rest for ch in token)
+
+
+def tokenizer_words(tokenizer_json: Path) -> set[str]:
+    """Whole words in a WordPiece tokenizer's vocabulary (words the encoder reads as one piece)."""
+    vocab = json.loads(Path(tokenizer_json).read_text("utf-8"))["model"]["vocab"]
+    return {w for w in vocab if w.isascii() and w.isalpha()}
