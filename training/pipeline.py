@@ -36,7 +36,13 @@ from training.export import (
     export_encoder,
     quantize,
 )
-from training.finetune import base_model_path, build_triplets, finetune, load_base_model
+from training.finetune import (
+    Triplet,
+    base_model_path,
+    build_triplets,
+    finetune,
+    load_base_model,
+)
 from training.head import (
     calibrate,
     fit_head,
@@ -78,6 +84,46 @@ def training_rows(
                 capped.append(r)
         rows = capped
     return rows
+
+
+def normalise_corpus(rows: list[LabelledRow], cfg: TrainConfig) -> tuple[Normalizer, list[str]]:
+    """The normaliser this config trains with, and every row's text through it."""
+    abbr_files = [default_abbreviations_path(), *map(Path, cfg.extra_abbreviations)]
+    norm = Normalizer(read_abbreviations(abbr_files), expand=cfg.expand)
+    texts = [norm(r.text) for r in rows]
+    if cfg.shorthand and cfg.expand:
+        # Vocabulary from the fine-tuning sources only: no evaluation fold's words are in it,
+        # so leave-one-source-out still tests on text the model never read.
+        shorthand = ShorthandResolver.from_texts(
+            [t for t, r in zip(texts, rows, strict=True) if r.source in cfg.finetune_sources],
+            tokenizer_words(base_model_path() / "tokenizer.json"),
+        )
+        norm = norm.with_shorthand(shorthand)
+        texts = [shorthand(t) for t in texts]
+    return norm, texts
+
+
+def finetune_triplets(
+    settings: Settings,
+    cfg: TrainConfig,
+    norm: Normalizer,
+    rows: list[LabelledRow],
+    texts: list[str],
+) -> list[Triplet]:
+    """Contrastive triplets from the fine-tuning sources' offence records."""
+    idx = [i for i, r in enumerate(rows) if r.source in cfg.finetune_sources and r.is_offence]
+    exc_neg: dict[str, list[str]] = defaultdict(list)
+    if cfg.include_reference and (Path(settings.data_dir) / "iccs").exists():
+        for exc in exclusions(settings.data_dir):
+            exc_neg[norm(exc.phrase)].append(exc.excluded_from)
+    return build_triplets(
+        [texts[i] for i in idx],
+        [rows[i].iccs_code for i in idx],
+        _category_texts(settings, cfg, norm),
+        exc_neg,
+        cfg.seed,
+        cfg.hard_negatives,
+    )
 
 
 def _category_texts(settings: Settings, cfg: TrainConfig, norm: Normalizer) -> dict[str, str]:
@@ -123,19 +169,8 @@ def train_and_register(
     t = time.perf_counter()
     rows = training_rows(settings, cfg, labelled_dir)
     data_hash = corpus_hash(rows)
-    abbr_files = [default_abbreviations_path(), *map(Path, cfg.extra_abbreviations)]
-    norm = Normalizer(read_abbreviations(abbr_files), expand=cfg.expand)
-    texts = [norm(r.text) for r in rows]
-    shorthand = None
-    if cfg.shorthand and cfg.expand:
-        # Vocabulary from the fine-tuning sources only: no evaluation fold's words are in it,
-        # so leave-one-source-out still tests on text the model never read.
-        shorthand = ShorthandResolver.from_texts(
-            [t for t, r in zip(texts, rows, strict=True) if r.source in cfg.finetune_sources],
-            tokenizer_words(base_model_path() / "tokenizer.json"),
-        )
-        norm = norm.with_shorthand(shorthand)
-        texts = [shorthand(t) for t in texts]
+    norm, texts = normalise_corpus(rows, cfg)
+    shorthand = norm.shorthand
     labels = np.array([r.iccs_code for r in rows], dtype=object)
     groups = np.array([r.split_group for r in rows], dtype=object)
     log.info("corpus: %d rows, %d codes, hash %s", len(rows), len(set(labels)), data_hash[:12])
@@ -148,23 +183,8 @@ def train_and_register(
     try:
         # 1. fine-tune on sources no evaluation fold belongs to, so leave-one-source-out
         #    never tests on text the encoder was tuned on.
-        cat_texts = _category_texts(settings, cfg, norm)
         if cfg.finetune:
-            ft_idx = [
-                i for i, r in enumerate(rows) if r.source in cfg.finetune_sources and r.is_offence
-            ]
-            exc_neg: dict[str, list[str]] = defaultdict(list)
-            if cfg.include_reference and (Path(settings.data_dir) / "iccs").exists():
-                for exc in exclusions(settings.data_dir):
-                    exc_neg[norm(exc.phrase)].append(exc.excluded_from)
-            triplets = build_triplets(
-                [texts[i] for i in ft_idx],
-                [labels[i] for i in ft_idx],
-                cat_texts,
-                exc_neg,
-                cfg.seed,
-                cfg.hard_negatives,
-            )
+            triplets = finetune_triplets(settings, cfg, norm, rows, texts)
             model = finetune(
                 triplets,
                 work / "st_model",

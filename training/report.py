@@ -67,6 +67,7 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
         "- Head: multinomial logistic regression over ICCS target nodes on [embedding | char "
         "n-gram TF-IDF]; node probabilities are sums over subtrees."
         + _neighbour_line(manifest),
+        _text_line(manifest),
         f"- Training rows: {manifest['training_rows']} (data hash "
         f"`{manifest['training_data_hash'][:12]}`), {manifest['classes']} classes.",
         f"- Git commit: `{manifest['git_sha']}`",
@@ -79,8 +80,10 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
         "",
         "## Intended use and limits",
         "",
-        "Suggests ICCS codes for English offence descriptions; other languages are weakly "
-        "supported. Confidence is calibrated on national code lists from the US, UK and India; "
+        "Suggests ICCS codes for offence descriptions in English; Spanish and French are "
+        "learnt from hand-written records only and German and Portuguese from a few, with no "
+        "national list in those languages to measure them on. Confidence is calibrated on "
+        "national code lists from the US, UK and India; "
         "recalibrate (retrain) before relying on thresholds for other jurisdictions. Records "
         "below threshold go to human review.",
     ]
@@ -93,6 +96,18 @@ def _int8_line(metrics: dict[str, Any]) -> str:
         return "not built"
     agreement = f"{100 * int8['top1_agreement']:.2f}% top-1 agreement with fp32"
     return f"shipped, {agreement}" if int8.get("shipped") else f"not shipped: best {agreement}"
+
+
+def _text_line(manifest: dict[str, Any]) -> str:
+    cfg = manifest["config"]
+    if not cfg.get("expand", True):
+        return "- Text: lower-cased and punctuation collapsed; abbreviations not expanded."
+    shorthand = (
+        "; other shorthand read against the fine-tuning sources' vocabulary (`vocabulary.json`)"
+        if cfg.get("shorthand", False)
+        else ""
+    )
+    return f"- Text: abbreviation table (`abbreviations.csv`) expanded{shorthand}."
 
 
 def _neighbour_line(manifest: dict[str, Any]) -> str:
