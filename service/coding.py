@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.labels import NOT_AN_OFFENCE
+from service.language import Language, resolve
 from service.models.policy import AUTO, REJECTED, REVIEW
 from service.models.predictor import Classification, Predictor, Suggestion
 from service.normalize import dedupe_key
@@ -56,6 +57,7 @@ class CodedRecord:
     source: str = SOURCE_MODEL
     review_id: int | None = None
     record_id: str | None = None
+    language: Language | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -77,9 +79,14 @@ class Coder:
         batch: str | None = None,
         occurrences: Sequence[int] | None = None,
         queue_review: bool = True,
+        languages: Sequence[str | None] | None = None,
     ) -> list[CodedRecord]:
-        """Code ``texts`` in one inference pass; review items are committed before return."""
+        """Code ``texts`` in one inference pass; review items are committed before return.
+
+        ``languages`` are the clients' language tags (None: detect the text's language).
+        """
         ids = list(record_ids) if record_ids is not None else [None] * len(texts)
+        declared = list(languages) if languages is not None else [None] * len(texts)
         keys = [dedupe_key(t) for t in texts]
         memory = self.queue.memory_lookup(sorted(set(keys))) if self.queue else {}
         model_idx = [i for i, k in enumerate(keys) if k not in memory]
@@ -94,6 +101,8 @@ class Coder:
         ]
         for i, res in zip(model_idx, model_results, strict=True):
             out[i].result = res
+        for rec, text, tag in zip(out, texts, declared, strict=True):
+            rec.language = resolve(text, tag)
         if self.queue is not None and queue_review:
             self._enqueue(texts, keys, out, origin, batch, occurrences)
         return out

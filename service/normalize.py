@@ -25,8 +25,28 @@ if TYPE_CHECKING:
 
 _STATUTE_MARKERS = re.compile(r"(?:§+|\bsect?\.|\bs\.|\bss\.|\bart\.|\barticle\b|\bsec\b)\s*(?=\d)")
 _SPACES = re.compile(r"\s+")
-# Keep letters, digits and the few marks that carry meaning inside tokens (& in b&e, / in w/dw).
-_PUNCT = re.compile(r"[^\w\s&/]")
+
+
+def _combining_marks() -> str:
+    """Regex class body of the BMP's combining marks (Unicode categories Mn, Mc, Me).
+
+    ``\\w`` leaves them out, and Thai, Devanagari or Arabic words lose their vowel signs
+    without them ("ลักทรัพย์" read as "ล กทร พย"). NFKC has already composed Latin accents.
+    """
+    marks = [c for c in range(0x300, 0x10000) if unicodedata.category(chr(c)).startswith("M")]
+    ranges: list[tuple[int, int]] = []
+    for c in marks:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1] = (ranges[-1][0], c)
+        else:
+            ranges.append((c, c))
+    return "".join(f"\\u{a:04x}-\\u{b:04x}" if a != b else f"\\u{a:04x}" for a, b in ranges)
+
+
+COMBINING_MARKS = _combining_marks()
+# Keep letters, digits, combining marks and the few marks that carry meaning inside tokens
+# (& in b&e, / in w/dw).
+_PUNCT = re.compile(rf"[^\w\s&/{COMBINING_MARKS}]")
 # "W/DEADLY WEAPON", "W/INTENT": "w/" glued to a word means "with".
 _WITH_SLASH = re.compile(r"(?<![\w&])w/(?=[a-z]{4,})")
 _LONE_MARKS = re.compile(r"(?<!\w)[&/]+(?!\w)|(?<=\s)/|/(?=\s)|/$|^/")

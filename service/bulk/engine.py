@@ -44,6 +44,7 @@ RESULT_COLUMNS = (
     "status",
     "alternatives",
     "model_version",
+    "language",
 )
 REASON_COLUMN = "reason"
 OUTPUT_COLUMNS = (*RESULT_COLUMNS, REASON_COLUMN)
@@ -56,6 +57,7 @@ RESULT_SCHEMA = pa.schema(
         ("status", pa.string()),
         ("alternatives", pa.string()),
         ("model_version", pa.string()),
+        ("language", pa.string()),
         (REASON_COLUMN, pa.string()),
     ]
 )
@@ -64,11 +66,12 @@ STATUSES = (AUTO, REVIEW, REJECTED)
 CLASSIFY_BATCH = 4096
 CHECKPOINT_SUFFIX = ".iccs-partial"
 _NO_KEY = object()
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: the language column
 
-# (iccs_code, iccs_label, confidence, assigned_code, status, alternatives, model_version, reason)
+# (iccs_code, iccs_label, confidence, assigned_code, status, alternatives, model_version,
+#  language, reason)
 RowResult = tuple[
-    str | None, str | None, float | None, str | None, str, str, str, str | None
+    str | None, str | None, float | None, str | None, str, str, str, str | None, str | None
 ]
 
 
@@ -183,13 +186,14 @@ def row_result(coded: CodedRecord) -> RowResult:
         res.status,
         alternatives,
         res.model_version,
+        coded.language.code if coded.language else None,
         res.reason,
     )
 
 
 def rejected_result(reason: str, model_version: str) -> RowResult:
-    """The contract columns for a row no model looked at."""
-    return (None, None, None, None, REJECTED, "[]", model_version, reason)
+    """The contract columns for a row no model looked at (no language either, as on Spark)."""
+    return (None, None, None, None, REJECTED, "[]", model_version, None, reason)
 
 
 def result_table(results: Sequence[RowResult]) -> pa.Table:

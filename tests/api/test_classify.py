@@ -40,6 +40,7 @@ RESULT_KEYS = {
     "source",
     "model_version",
     "taxonomy_version",
+    "language",
 }
 
 
@@ -66,6 +67,7 @@ def test_classify_answers_every_field_of_the_contract(
     assert body["taxonomy_version"] == "ICCS v1.0"
     assert body["model_version"] == shared_client.app.state.services.predictor.version
     assert body["source"] == "model"
+    assert body["language"] == {"code": "en", "confidence": 1.0, "source": "client"}
     assert body["status"] in {"auto", "review", "rejected"}
     assert len(body["suggestions"]) == 3
     for s in body["suggestions"]:
@@ -327,3 +329,23 @@ def test_batch_uses_one_inference_pass(
     r = shared_client.post("/v1/classify/batch", json={"items": items}, headers=headers["admin"])
     assert r.status_code == 200
     assert calls == [4]
+
+
+def test_every_answer_carries_the_detected_language_unless_the_client_sends_one(
+    shared_client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    items = [
+        {"text": "강도살인 형법 제338조", "id": "ko"},
+        {"text": "ลักทรัพย์ในเวลากลางคืน", "id": "th"},
+        {"text": "Robo con intimidación en lugar habitado", "id": "es"},
+        {"text": "Robo con intimidación", "id": "tagged", "language": "es-CL"},
+        {"text": "", "id": "empty"},
+    ]
+    r = shared_client.post("/v1/classify/batch", json={"items": items}, headers=headers["submitter"])
+    assert r.status_code == 200, r.text
+    got = {x["id"]: x["language"] for x in r.json()["results"]}
+    assert got["ko"]["code"] == "ko" and got["ko"]["source"] == "detected"
+    assert got["th"]["code"] == "th"
+    assert got["es"]["code"] == "es"
+    assert got["tagged"] == {"code": "es", "confidence": 1.0, "source": "client"}
+    assert got["empty"]["code"] == "und"

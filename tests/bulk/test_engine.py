@@ -290,3 +290,13 @@ def test_header_only_file_gives_header_only_output(coder: Coder, tmp_path: Path,
         wb = load_workbook(out, read_only=True)
         assert len(list(wb.worksheets[0].iter_rows(values_only=True))) == 1
         wb.close()
+
+
+def test_language_column_holds_each_rows_language(tiny_predictor: Any) -> None:
+    df = pd.DataFrame(
+        {"t": ["절도 형법 제329조", "ลักทรัพย์ในเวลากลางคืน", "Robo con violencia en la vía pública",
+               "Theft of a pedal cycle from a dwelling", ""]}
+    )
+    out = classify_frame(df, text_column="t", predictor=tiny_predictor)
+    assert list(out["language"]) == ["ko", "th", "es", "en", None]
+    assert out["status"].iloc[4] == "rejected"

@@ -19,11 +19,13 @@ from service.api.v1.schemas import (
     ClassifyRequest,
     ClassifyResponse,
     ErrorResponse,
+    LanguageOut,
     SuggestionOut,
 )
 from service.coding import CodedRecord, Coder
 from service.config import Settings
 from service.errors import BatchTooLarge, ICCSError, InvalidInput, TextTooLong
+from service.language import detect
 from service.normalize import text_fingerprint
 
 router = APIRouter(tags=["classify"])
@@ -79,6 +81,7 @@ def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:
         source=rec.source,
         model_version=res.model_version,
         taxonomy_version=res.taxonomy_version,
+        language=LanguageOut(**(rec.language or detect("")).as_dict()),
     )
 
 
@@ -105,7 +108,10 @@ def classify(
     A record that goes to review is stored durably before this answer is sent.
     """
     precision = check_record(body, services.settings)
-    rec = coder.code([body.text], [body.id], top_k=body.top_k, min_precision=precision)[0]
+    rec = coder.code(
+        [body.text], [body.id], top_k=body.top_k, min_precision=precision,
+        languages=[body.language],
+    )[0]
     _count(services, [rec])
     top = rec.result.assigned or (rec.result.suggestions[0] if rec.result.suggestions else None)
     request.state.log_fields.update(
@@ -119,7 +125,7 @@ def classify(
         review_id=rec.review_id,
         text_fp=text_fingerprint(body.text),
         text_len=len(body.text),
-        language=body.language,
+        language=rec.language.code if rec.language else None,
     )
     return to_response(rec, request.state.request_id)
 
@@ -192,7 +198,11 @@ def _code_group(
     coder: Coder, items: list[ClassifyRequest], top_k: int, precision: float | None
 ) -> list[CodedRecord]:
     return coder.code(
-        [it.text for it in items], [it.id for it in items], top_k=top_k, min_precision=precision
+        [it.text for it in items],
+        [it.id for it in items],
+        top_k=top_k,
+        min_precision=precision,
+        languages=[it.language for it in items],
     )
 
 

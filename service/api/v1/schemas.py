@@ -55,8 +55,9 @@ class ClassifyRequest(BaseModel):
         max_length=35,
         pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
         description=(
-            "BCP 47 language tag of the text, if known. Informational: the model is "
-            "multilingual and does not need it; it is recorded in the request log."
+            "BCP 47 language tag of the text, if known (e.g. `ko`, `es-CL`). The answer's "
+            "`language` then reports its primary subtag instead of the detected language; "
+            "the model reads every language the same way and does not need it."
         ),
         examples=["en"],
     )
@@ -112,6 +113,25 @@ class AssignedOut(BaseModel):
     )
 
 
+class LanguageOut(BaseModel):
+    """The record's language."""
+
+    code: str = Field(
+        description="ISO 639-1 code (`und` when the text has no letters).", examples=["ko"]
+    )
+    confidence: float = Field(
+        description="How sure the detector is (1 for a tag the client sent or a script that "
+        "only one supported language uses). Short police shorthand is often unsure.",
+        ge=0,
+        le=1,
+        examples=[0.98],
+    )
+    source: Literal["client", "detected"] = Field(
+        description="`client`: the request's `language`; `detected`: from the text.",
+        examples=["detected"],
+    )
+
+
 class ClassifyResponse(BaseModel):
     """The answer for one record."""
 
@@ -151,6 +171,7 @@ class ClassifyResponse(BaseModel):
         description="Registry version of the model that answered.", examples=["20250101-120000"]
     )
     taxonomy_version: str = Field(description="Version of ICCS used.", examples=["ICCS v1.0"])
+    language: LanguageOut = Field(description="The record's language, sent or detected.")
 
 
 class BatchRequest(BaseModel):

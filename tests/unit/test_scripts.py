@@ -1,0 +1,63 @@
+"""Records in non-Latin scripts survive normalisation, count as words and get a language."""
+
+import pytest
+
+from service.language import UNDETERMINED, detect, resolve
+from service.models.policy import unusable_text_reason
+from service.normalize import Normalizer, dedupe_key
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ลักทรัพย์ในเวลากลางคืน", "चोरी का मामला", "السرقة بالإكراه", "강도살인 형법 제338조"],
+)
+def test_normaliser_keeps_vowel_signs_and_letters(text):
+    # Thai and Devanagari vowel signs are combining marks, which ``\w`` does not match.
+    assert Normalizer({}, expand=False)(text) == text.lower()
+
+
+def test_dedupe_key_tells_thai_words_apart_that_differ_only_in_vowel_signs():
+    assert dedupe_key("ฆ่า") != dedupe_key("ฆา")
+
+
+@pytest.mark.parametrize("text", ["ฆ่า", "盗", "殺人", "강도", "кража"])
+def test_short_non_latin_offences_are_words(text):
+    assert unusable_text_reason(text) is None
+
+
+def test_digits_and_single_latin_letters_are_still_not_words():
+    assert unusable_text_reason("123") == "no_words"
+    assert unusable_text_reason("A1") == "no_words"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("강도살인 형법 제338조", "ko"),
+        ("窃盗罪で逮捕された", "ja"),
+        ("盗窃罪 刑法第二百六十四条", "zh"),
+        ("ลักทรัพย์ในเวลากลางคืน", "th"),
+        ("السرقة بالإكراه", "ar"),
+        ("Кража чужого имущества, ч. 2 ст. 158 УК РФ", "ru"),
+        ("Pencurian dengan kekerasan Pasal 365 KUHP", "id"),
+        ("Tội trộm cắp tài sản theo Điều 173", "vi"),
+        ("Robo con intimidación en lugar habitado", "es"),
+        ("Theft of livestock by night", "en"),
+    ],
+)
+def test_detects_the_language(text, lang):
+    found = detect(text)
+    assert found.code == lang
+    assert found.source == "detected"
+    assert 0 < found.confidence <= 1
+
+
+def test_no_letters_is_undetermined():
+    assert detect("12/03 #4471").code == UNDETERMINED
+
+
+def test_client_tag_wins_and_is_reduced_to_its_language():
+    got = resolve("Theft of livestock", "pt-BR")
+    assert (got.code, got.source) == ("pt", "client")
+    with pytest.raises(ValueError):
+        resolve("x", "not a tag!")
