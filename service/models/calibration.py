@@ -85,3 +85,14 @@ class PrecisionCurve:
     def from_dict(cls, d: dict[str, Any]) -> PrecisionCurve:
         """Inverse of :meth:`to_dict`."""
         return cls(list(d["confidences"]), list(d["precisions"]), int(d["n"]))
+
+
+def effective_target(target_map: list[list[float]] | None, precision: float) -> float:
+    """The effective target for ``precision`` (interpolated; itself without a map)."""
+    if not target_map:
+        return precision
+    ps = [p for p, _ in target_map]
+    es = [e for _, e in target_map]
+    if precision > ps[-1]:
+        return max(precision, es[-1])
+    return float(max(precision, np.interp(precision, ps, es)))

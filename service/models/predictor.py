@@ -16,6 +16,7 @@ from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve
 from service.models.embedder import OnnxEncoder
 from service.models.linear_head import LinearHead
+from service.models.multilingual import JoinedEncoder, MultilingualEncoder
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
 from service.models.policy import REJECTED, Decision, Thresholds, decide, unusable_text_reason
@@ -130,18 +131,19 @@ class Predictor:
         self,
         version: str,
         normalizer: Normalizer,
-        encoder: OnnxEncoder,
+        encoder: OnnxEncoder | JoinedEncoder,
         scorer: Scorer,
         curves: dict[int, PrecisionCurve],
         default_precision: float,
         taxonomy: Taxonomy | None = None,
+        target_map: list[list[float]] | None = None,
     ) -> None:
         self.version = version
         self.normalizer = normalizer
         self.encoder = encoder
         self.scorer = scorer
         self.head = head = scorer.head
-        self.thresholds = Thresholds(curves)
+        self.thresholds = Thresholds(curves, target_map)
         self.default_precision = default_precision
         self.taxonomy = taxonomy or load_taxonomy()
         classes = [str(c) for c in head.classes_]
@@ -169,7 +171,13 @@ class Predictor:
             # Registration leaves int8 out when it disagrees with fp32 too often.
             log.warning("%s ships no int8 encoder (it failed its agreement check): fp32", version)
             int8 = False
-        encoder = OnnxEncoder(folder / "encoder", int8=int8, threads=threads, workers=workers)
+        encoder: OnnxEncoder | JoinedEncoder = OnnxEncoder(
+            folder / "encoder", int8=int8, threads=threads, workers=workers
+        )
+        if bundle.get("multilingual_encoder"):
+            encoder = JoinedEncoder(
+                encoder, MultilingualEncoder(), float(bundle["multilingual_weight"])
+            )
         curves = {
             int(lvl): PrecisionCurve.from_dict(c)
             for lvl, c in manifest["calibration"]["curves"].items()
@@ -188,6 +196,7 @@ class Predictor:
             ),
             curves=curves,
             default_precision=target_precision or float(manifest["target_precision"]),
+            target_map=manifest["calibration"].get("target_map"),
         )
 
     def class_probabilities(self, texts: list[str]) -> np.ndarray:
