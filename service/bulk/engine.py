@@ -89,6 +89,8 @@ class BulkOptions:
     text_column: str
     id_column: str | None = None
     code_column: str | None = None
+    # A column with each record's language tag; rows where it is blank get the detected one.
+    language_column: str | None = None
     min_precision: float | None = None
     top_k: int = 5
     to_review: bool = False
@@ -189,6 +191,21 @@ def row_result(coded: CodedRecord) -> RowResult:
         coded.language.code if coded.language else None,
         res.reason,
     )
+
+
+def with_declared_languages(
+    results: list[RowResult], declared: Sequence[str | None]
+) -> list[RowResult]:
+    """Row results with the language the input names (primary subtag, lower case) where it
+    names one. Results are shared by every row of a text, so this runs per row, after fan-out.
+    """
+    out = []
+    for res, tag in zip(results, declared, strict=True):
+        tag = (tag or "").strip()
+        if tag:
+            res = (*res[:7], tag.split("-")[0].split("_")[0].lower(), res[8])
+        out.append(res)
+    return out
 
 
 def rejected_result(reason: str, model_version: str) -> RowResult:
@@ -549,6 +566,8 @@ def classify_file(
     )
     if options.code_column:
         bio.resolve_column(reader.columns, options.code_column, "--code-column")
+    if options.language_column:
+        bio.resolve_column(reader.columns, options.language_column, "--language-column")
     names = output_names(reader.columns)
     version = str(coder.predictor.version)
     fingerprint = hashlib.sha256(
@@ -615,6 +634,9 @@ def _run(
         texts = chunk.strings(text_col)
         ids = chunk.strings(id_col) if id_col else None
         coding = classifier.code(texts, ids, chunk.reasons)
+        if options.language_column:
+            lang_col = bio.resolve_column(reader.columns, options.language_column, "")
+            coding.results = with_declared_languages(coding.results, chunk.strings(lang_col))
         for res in coding.results:
             counts[res[4]] = counts.get(res[4], 0) + 1
         final = ckpt.part_path(idx, part_suffix)

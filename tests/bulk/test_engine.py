@@ -300,3 +300,17 @@ def test_language_column_holds_each_rows_language(tiny_predictor: Any) -> None:
     out = classify_frame(df, text_column="t", predictor=tiny_predictor)
     assert list(out["language"]) == ["ko", "th", "es", "en", None]
     assert out["status"].iloc[4] == "rejected"
+
+
+def test_language_column_names_the_language_where_filled(coder: Coder, tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "description,lang\nRobo con violencia,es-CL\nRobo con violencia,\nTheft of a bicycle,EN\n",
+        "utf-8",
+    )
+    out = tmp_path / "out.csv"
+    classify_file(src, out, opts(language_column="lang"), coder)
+    rows = read_csv(out)
+    assert [r["language"] for r in rows] == ["es", "es", "en"]
+    with pytest.raises(FileFormatError, match="--language-column"):
+        classify_file(src, tmp_path / "x.csv", opts(language_column="idioma"), coder)
