@@ -7,7 +7,11 @@ Rules the validator enforces (the test suite runs it on the committed data):
   review rows): that is an error to fix in the data;
 - duplicates after normalisation are merged within a source. Across sources a disagreement
   (e.g. one list's "THEFT" mapped to the division, another's to a group) is resolved by
-  source priority and reported, so the model is never taught two answers for one text.
+  source priority and reported, so the model is never taught two answers for one text;
+- a reference row (ICCS manual or index) does not pull a text up to a parent: the manual repeats
+  its children's phrases at the parent ("apply all inclusions listed in ..."), so when the
+  priority winner is a reference row whose code is an ancestor of the text's other labels, and
+  those labels lie on one branch, the deepest of them is kept ("Kidnapping" stays 020221).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from typing import Any
 
 from service.labels import COLUMNS, CONFIDENCES, NOT_AN_OFFENCE, LabelledRow
 from service.normalize import default_normalizer
-from service.taxonomy import load_taxonomy
-from training.corpus.crosswalk import crosswalk_rows
+from service.taxonomy import Taxonomy, load_taxonomy
+from training.corpus.crosswalk import crosswalk_problems, crosswalk_rows
 from training.corpus.manual import SOURCE_INDEX, SOURCE_MANUAL, index_rows, manual_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +36,8 @@ OWN_SOURCES = ("handwritten", "review")
 # Lower number wins a cross-source disagreement: people's own judgement first.
 _PRIORITY = {"review": 0, "handwritten": 1, SOURCE_MANUAL: 2, SOURCE_INDEX: 3}
 _CONF_RANK = {c: i for i, c in enumerate(CONFIDENCES)}
+# Sources whose phrases are listed at a parent as well as at the child (see _resolve).
+_REFERENCE_SOURCES = (SOURCE_MANUAL, SOURCE_INDEX)
 
 
 @dataclass
@@ -42,6 +48,8 @@ class Assembly:
     problems: list[str] = field(default_factory=list)
     resolved_conflicts: list[str] = field(default_factory=list)
     merged_duplicates: int = 0
+    # ``source:key`` of national-list texts a crosswalk excludes from training.
+    excluded: list[str] = field(default_factory=list)
 
 
 def read_labelled_csv(path: Path) -> list[LabelledRow]:
@@ -65,6 +73,33 @@ def own_rows(labelled_dir: Path = LABELLED_DIR) -> list[LabelledRow]:
 
 def _rank(row: LabelledRow) -> tuple[int, int]:
     return _PRIORITY.get(row.source, 4), _CONF_RANK.get(row.confidence, 3)
+
+
+def _resolve(rows: list[LabelledRow], tax: Taxonomy) -> LabelledRow:
+    """The row whose code a cross-source disagreement keeps.
+
+    Source priority decides, except that a reference phrase listed at a parent does not
+    override a deeper label consistent with it: when the priority winner is an ICCS manual or
+    index row and some other rows carry descendants of its code, all on one branch, the
+    best-ranked row with the deepest of those codes wins instead. Descendants on different
+    branches leave the parent (their common ground) in place.
+    """
+    winner = min(rows, key=_rank)
+    if winner.source not in _REFERENCE_SOURCES or winner.iccs_code not in tax:
+        return winner
+    deeper = {
+        r.iccs_code
+        for r in rows
+        if r.iccs_code in tax
+        and r.iccs_code != winner.iccs_code
+        and winner.iccs_code in tax.path(r.iccs_code)
+    }
+    if not deeper:
+        return winner
+    deepest = max(deeper, key=tax.level)
+    if not deeper <= set(tax.path(deepest)):
+        return winner
+    return min((r for r in rows if r.iccs_code == deepest), key=_rank)
 
 
 def validate_and_merge(rows: Iterable[LabelledRow]) -> Assembly:
@@ -110,7 +145,7 @@ def validate_and_merge(rows: Iterable[LabelledRow]) -> Assembly:
             where = ", ".join(f"{r.source}:{r.source_key}={r.iccs_code}" for r in all_rows)
             problems.append(f"conflicting codes for one text: {where}")
             continue
-        winner = min(all_rows, key=_rank)
+        winner = _resolve(all_rows, tax)
         losers = sorted(
             {
                 f"{r.source}:{r.source_key}={r.iccs_code}"
@@ -142,14 +177,20 @@ def assemble(
     """The full corpus: manual, index, crosswalked national lists, own rows."""
     rows: list[LabelledRow] = []
     missing: list[str] = []
+    excluded: list[str] = []
+    cw_problems: list[str] = []
     data_dir = Path(data_dir)
     if include_reference and (data_dir / "iccs" / "iccs_v1.csv").exists():
         rows.extend(manual_rows(data_dir))
         rows.extend(index_rows(data_dir))
-        rows.extend(crosswalk_rows(data_dir, labelled_dir / "crosswalks", missing))
+        folder = labelled_dir / "crosswalks"
+        cw_problems = crosswalk_problems(folder)
+        rows.extend(crosswalk_rows(data_dir, folder, missing, excluded))
     rows.extend(own_rows(labelled_dir))
     result = validate_and_merge(rows)
+    result.problems.extend(cw_problems)
     result.problems.extend(f"crosswalk has no row for {m}" for m in missing)
+    result.excluded = excluded
     return result
 
 
