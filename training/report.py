@@ -52,7 +52,51 @@ def write_report(path: Path, manifest: dict[str, Any], metrics: dict[str, Any]) 
     ]
     for p, m in metrics["policy"].items():
         lines.append(f"| {p} | {m['coverage']:.3f} | {m['precision']:.3f} |")
+    lines += _held_out_precision(metrics) + _languages(metrics)
     Path(path).write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def _held_out_precision(metrics: dict[str, Any]) -> list[str]:
+    """Per held-out source: what the operator's target gives on a list the thresholds and the
+    target map were learnt without (the figure a new jurisdiction would see)."""
+    per = metrics.get("precision_by_held_out_source")
+    if not per:
+        return []
+    targets = list(per["pooled"])
+    lines = [
+        "",
+        "## Precision per held-out source (thresholds and target map learnt without it)",
+        "",
+        "Cells: share auto-coded / precision of the auto-coded.",
+        "",
+        "| source | " + " | ".join(f"target {t}" for t in targets) + " |",
+        "|---" * (len(targets) + 1) + "|",
+    ]
+    for src, m in per.items():
+        cells = [f"{m[t]['coverage']:.3f} / {m[t]['precision']:.3f}" for t in targets]
+        lines.append(f"| {src} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _languages(metrics: dict[str, Any]) -> list[str]:
+    """Out-of-fold accuracy per language (national lists and hand-written groups)."""
+    langs = metrics.get("languages") or {}
+    per = langs.get("per_language")
+    if not per:
+        return []
+    lines = [
+        "",
+        "## Per language (every held-out row, by the language of its text)",
+        "",
+        "| language | rows | section | division | exact |",
+        "|---|---|---|---|---|",
+    ]
+    for lang, m in sorted(per.items(), key=lambda kv: -kv[1]["exact"]["n"]):
+        cells = [
+            f"{m[k]['accuracy']:.3f}" if k in m else "-" for k in ("section", "division", "exact")
+        ]
+        lines.append(f"| {lang} | {m['exact']['n']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> None:
