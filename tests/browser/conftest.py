@@ -1,12 +1,12 @@
 """Browser fixtures: the real app on a real uvicorn, a seeded queue, headless Chromium.
 
-Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright; screenshots of every page
+Chromium is Debian's (``/usr/bin/chromium``, or ``ICCS_TEST_CHROMIUM``; the ``chromium`` fixture
+and the skip rule are in ``tests/conftest.py``), driven by Playwright; screenshots of every page
 go to ``test-artifacts/browser/`` (git-ignored) for people to look at.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -29,7 +29,6 @@ from service.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("ICCS_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -137,13 +136,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, tiny_registry: Path) -> Itera
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(chromium: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

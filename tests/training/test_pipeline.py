@@ -145,6 +145,7 @@ def test_the_service_loads_a_model_without_scikit_learn(tiny_registry):
     assert out[0].isdigit()
 
 
+@pytest.mark.model  # loads and exports the base encoder (15 s): not for test-fast
 def test_parity_check_refuses_a_mismatched_export(tmp_path):
     import torch
 
