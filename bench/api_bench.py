@@ -175,8 +175,14 @@ def main() -> None:
         "ICCS_USE_INT8": "true" if args.int8 else "false",
         **({"ICCS_MODEL_VERSION": args.model} if args.model else {}),
     }
-    cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve",
-           "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from service.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+    ]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     rows: list[tuple[str, str, str]] = []
@@ -209,14 +215,19 @@ def main() -> None:
             lat, wall = asyncio.run(run_concurrent(url, headers, phase, conc, args.requests))
             client_cpu = (time.process_time() - cpu0) / len(lat) * 1000
             p50, p95, p99 = (percentile(lat, q) for q in (50, 95, 99))
-            target = (f"p50 <= {TARGETS['p50_ms_c8']:.0f}, p99 <= {TARGETS['p99_ms_c8']:.0f}"
-                      if conc == 8 else "")
-            rows.append((
-                f"classify c={conc:<2} p50/p95/p99 (mean)",
-                f"{p50:.1f}/{p95:.1f}/{p99:.1f} ms ({statistics.mean(lat):.1f}); "
-                f"{len(lat) / wall:.0f} req/s; client CPU {client_cpu:.1f} ms/req",
-                target,
-            ))
+            target = (
+                f"p50 <= {TARGETS['p50_ms_c8']:.0f}, p99 <= {TARGETS['p99_ms_c8']:.0f}"
+                if conc == 8
+                else ""
+            )
+            rows.append(
+                (
+                    f"classify c={conc:<2} p50/p95/p99 (mean)",
+                    f"{p50:.1f}/{p95:.1f}/{p99:.1f} ms ({statistics.mean(lat):.1f}); "
+                    f"{len(lat) / wall:.0f} req/s; client CPU {client_cpu:.1f} ms/req",
+                    target,
+                )
+            )
 
         batch_texts = texts[: args.batch_records]
         api_rps = bench_batches(url, headers, batch_texts, 256)
@@ -228,16 +239,19 @@ def main() -> None:
         }
         best = max(enc.values())
         one = bench_encoder(args.registry, version, single[:300], 1, args.int8, 1)
-        rows.append(("bare ONNX encoder, one text per call, 1 thread",
-                     f"{1000 / one:.1f} ms/text", ""))
+        rows.append(
+            ("bare ONNX encoder, one text per call, 1 thread", f"{1000 / one:.1f} ms/text", "")
+        )
         rows.append(("batch of 256 via API", f"{api_rps:.0f} records/s", ""))
         for label, rps in enc.items():
             rows.append((f"bare ONNX encoder, same texts, {label}", f"{rps:.0f} records/s", ""))
-        rows.append(("API / best bare encoder", f"{api_rps / best:.0%}",
-                     f">= {TARGETS['batch_ratio']:.0%}"))
+        rows.append(
+            ("API / best bare encoder", f"{api_rps / best:.0%}", f">= {TARGETS['batch_ratio']:.0%}")
+        )
         now, peak = rss_mb(proc.pid)
-        rows.append(("server RSS now / peak", f"{now:.0f} / {peak:.0f} MB",
-                     f"<= {TARGETS['rss_mb']} MB"))
+        rows.append(
+            ("server RSS now / peak", f"{now:.0f} / {peak:.0f} MB", f"<= {TARGETS['rss_mb']} MB")
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -245,8 +259,10 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     load = os.getloadavg()[0]
-    print(f"model {version} ({'int8' if args.int8 else 'fp32'}), {os.cpu_count()} CPUs, "
-          f"{args.requests} calls per concurrency, load average {load:.1f} at the end")
+    print(
+        f"model {version} ({'int8' if args.int8 else 'fp32'}), {os.cpu_count()} CPUs, "
+        f"{args.requests} calls per concurrency, load average {load:.1f} at the end"
+    )
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:<{vwidth}}  {target}")
 

@@ -34,31 +34,93 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 OFFENCES = [
-    "theft of", "attempted theft of", "burglary with theft of", "robbery of",
-    "handling stolen", "criminal damage to", "arson of", "fraudulent use of",
-    "unlawful taking of", "receiving stolen", "shoplifting of", "snatch theft of",
-    "possession of stolen", "vandalism of", "forgery of", "smuggling of",
-    "illegal import of", "trafficking in", "possession with intent to supply",
-    "ASSLT W/DW with", "B&E RES NIGHT taking", "criminal breach of trust involving",
-    "embezzlement of", "extortion involving", "aggravated theft of",
+    "theft of",
+    "attempted theft of",
+    "burglary with theft of",
+    "robbery of",
+    "handling stolen",
+    "criminal damage to",
+    "arson of",
+    "fraudulent use of",
+    "unlawful taking of",
+    "receiving stolen",
+    "shoplifting of",
+    "snatch theft of",
+    "possession of stolen",
+    "vandalism of",
+    "forgery of",
+    "smuggling of",
+    "illegal import of",
+    "trafficking in",
+    "possession with intent to supply",
+    "ASSLT W/DW with",
+    "B&E RES NIGHT taking",
+    "criminal breach of trust involving",
+    "embezzlement of",
+    "extortion involving",
+    "aggravated theft of",
 ]
 OBJECTS = [
-    "a motor vehicle", "a bicycle", "livestock", "cattle", "mobile phone", "cash",
-    "jewellery", "copper cable", "fuel", "firearms", "ammunition", "cannabis",
-    "heroin", "cocaine", "tobacco products", "alcohol", "timber", "fish",
-    "a handbag", "credit cards", "a laptop", "tools", "building materials", "sheep",
+    "a motor vehicle",
+    "a bicycle",
+    "livestock",
+    "cattle",
+    "mobile phone",
+    "cash",
+    "jewellery",
+    "copper cable",
+    "fuel",
+    "firearms",
+    "ammunition",
+    "cannabis",
+    "heroin",
+    "cocaine",
+    "tobacco products",
+    "alcohol",
+    "timber",
+    "fish",
+    "a handbag",
+    "credit cards",
+    "a laptop",
+    "tools",
+    "building materials",
+    "sheep",
     "goods from a shop",
 ]
 CIRCUMSTANCES = [
-    "", "at night", "from a dwelling", "from a vehicle", "from a person",
-    "by an employee", "with violence", "using a weapon", "from a warehouse",
-    "by two or more persons", "from a school", "from a church", "in a public place",
-    "from a farm", "from a construction site", "on a train", "at a market",
-    "from a hospital", "by a juvenile", "value over 1000",
+    "",
+    "at night",
+    "from a dwelling",
+    "from a vehicle",
+    "from a person",
+    "by an employee",
+    "with violence",
+    "using a weapon",
+    "from a warehouse",
+    "by two or more persons",
+    "from a school",
+    "from a church",
+    "in a public place",
+    "from a farm",
+    "from a construction site",
+    "on a train",
+    "at a market",
+    "from a hospital",
+    "by a juvenile",
+    "value over 1000",
 ]
-PLACES = ["", "in district A", "in district B", "in the capital", "on the highway",
-          "near the border", "in a rural area", "at the port", "at the airport",
-          "in the city centre"]
+PLACES = [
+    "",
+    "in district A",
+    "in district B",
+    "in the capital",
+    "on the highway",
+    "near the border",
+    "in a rural area",
+    "at the port",
+    "at the airport",
+    "in the city centre",
+]
 
 
 def descriptions(n: int, seed: int = 7) -> list[str]:
@@ -92,7 +154,10 @@ def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "service.bulk.commands", "classify-file", *args],
-        env=env, cwd=ROOT, capture_output=True, text=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     seconds = time.monotonic() - started
     if proc.returncode != 0:
@@ -138,8 +203,9 @@ def unique_throughput(registry: Path, texts: list[str], work: Path) -> dict[str,
         w.writerow(["id", "description"])
         w.writerows([i, t] for i, t in enumerate(texts))
     started = time.monotonic()
-    summary = classify_file(src, work / "distinct.coded.csv",
-                            BulkOptions(text_column="description"), Coder(predictor))
+    summary = classify_file(
+        src, work / "distinct.coded.csv", BulkOptions(text_column="description"), Coder(predictor)
+    )
     engine_s = time.monotonic() - started
     assert summary.distinct_texts == len(texts)
     return {
@@ -154,12 +220,20 @@ def unique_throughput(registry: Path, texts: list[str], work: Path) -> dict[str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--registry", type=Path, default=None,
-                    help="registry folder (default: the ICCS_REGISTRY_DIR setting)")
+    ap.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help="registry folder (default: the ICCS_REGISTRY_DIR setting)",
+    )
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--distinct", type=int, default=5_000)
-    ap.add_argument("--unique", type=int, default=50_000,
-                    help="distinct texts of the throughput run (0 skips it)")
+    ap.add_argument(
+        "--unique",
+        type=int,
+        default=50_000,
+        help="distinct texts of the throughput run (0 skips it)",
+    )
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -172,42 +246,67 @@ def main() -> None:
     version = Registry(registry).resolve()
     work = a.workdir or Path(tempfile.mkdtemp(prefix="iccs-bulk-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "ICCS_REGISTRY_DIR": str(registry),
-           "ICCS_STATE_DIR": str(work / "state"), "ICCS_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "ICCS_REGISTRY_DIR": str(registry),
+        "ICCS_STATE_DIR": str(work / "state"),
+        "ICCS_LOG_LEVEL": "WARNING",
+    }
     figures: dict[str, object] = {"model_version": version, "cpus": os.cpu_count()}
 
     src = work / "legacy.csv"
     started = time.monotonic()
     write_legacy_file(src, a.rows, descriptions(a.distinct))
-    print(f"wrote {a.rows:,} rows from {a.distinct:,} descriptions in "
-          f"{time.monotonic() - started:.1f} s ({src.stat().st_size / 2**20:.0f} MiB)")
+    print(
+        f"wrote {a.rows:,} rows from {a.distinct:,} descriptions in "
+        f"{time.monotonic() - started:.1f} s ({src.stat().st_size / 2**20:.0f} MiB)"
+    )
 
-    seconds, peak, log = run_cli([str(src), "--text-column", "description",
-                                  "--output", str(work / "legacy.coded.csv")], env)
-    figures["file"] = {"rows": a.rows, "distinct": a.distinct, "seconds": round(seconds, 1),
-                       "peak_rss_mib": round(peak), "rows_per_s": round(a.rows / seconds)}
-    print(f"1. local: {seconds:.1f} s end to end, peak RSS {peak:.0f} MiB "
-          f"(targets 60 s, 1024 MiB)")
+    seconds, peak, log = run_cli(
+        [str(src), "--text-column", "description", "--output", str(work / "legacy.coded.csv")], env
+    )
+    figures["file"] = {
+        "rows": a.rows,
+        "distinct": a.distinct,
+        "seconds": round(seconds, 1),
+        "peak_rss_mib": round(peak),
+        "rows_per_s": round(a.rows / seconds),
+    }
+    print(f"1. local: {seconds:.1f} s end to end, peak RSS {peak:.0f} MiB (targets 60 s, 1024 MiB)")
     print("   " + "\n   ".join(log.strip().splitlines()))
 
     if a.unique:
         tp = unique_throughput(registry, descriptions(a.unique, seed=13), work)
         figures["unique"] = tp
-        print(f"2. {tp['texts']:,} distinct texts: engine {tp['engine_texts_per_s']:,}/s, "
-              f"bare encoder {tp['encoder_texts_per_s']:,}/s "
-              f"= {tp['engine_share_of_encoder']:.0%} of the encoder (target 80 %)")
+        print(
+            f"2. {tp['texts']:,} distinct texts: engine {tp['engine_texts_per_s']:,}/s, "
+            f"bare encoder {tp['encoder_texts_per_s']:,}/s "
+            f"= {tp['engine_share_of_encoder']:.0%} of the encoder (target 80 %)"
+        )
 
     if not a.no_spark:
         spark_s, _, spark_log = run_cli(
-            [str(src), "--text-column", "description", "--output",
-             str(work / "legacy.spark.csv"), "--engine", "spark"], env,
+            [
+                str(src),
+                "--text-column",
+                "description",
+                "--output",
+                str(work / "legacy.spark.csv"),
+                "--engine",
+                "spark",
+            ],
+            env,
         )
         agree = agreement(work / "legacy.coded.csv", work / "legacy.spark.csv")
-        figures["spark"] = {"seconds": round(spark_s, 1),
-                            "overhead_vs_local": round(spark_s / seconds, 2),
-                            "rows_agreeing_with_local": agree}
-        print(f"3. spark local mode: {spark_s:.1f} s ({spark_s / seconds:.1f}x the local run); "
-              f"iccs_code and status agree with the local run on {agree:.2%} of rows")
+        figures["spark"] = {
+            "seconds": round(spark_s, 1),
+            "overhead_vs_local": round(spark_s / seconds, 2),
+            "rows_agreeing_with_local": agree,
+        }
+        print(
+            f"3. spark local mode: {spark_s:.1f} s ({spark_s / seconds:.1f}x the local run); "
+            f"iccs_code and status agree with the local run on {agree:.2%} of rows"
+        )
         print("   " + "\n   ".join(spark_log.strip().splitlines()[-9:]))
 
     print(json.dumps(figures, indent=2))

@@ -92,8 +92,10 @@ def main() -> None:
     print("| model | single p50 ms | single p95 ms | bulk distinct texts/s |")
     print("|---|---|---|---|")
     for v, m in result.items():
-        print(f"| {v} | {m['single_p50_ms']} | {m['single_p95_ms']} | "
-              f"{m['bulk_distinct_texts_per_s']} |")
+        print(
+            f"| {v} | {m['single_p50_ms']} | {m['single_p95_ms']} | "
+            f"{m['bulk_distinct_texts_per_s']} |"
+        )
     print(json.dumps(result))
 
 

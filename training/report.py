@@ -109,8 +109,7 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
         f"- Encoder: {manifest['encoder']['base']}, fine-tuned contrastively; served as ONNX "
         f"(fp32 by default; int8 {_int8_line(metrics)}).",
         "- Head: multinomial logistic regression over ICCS target nodes on [embedding | char "
-        "n-gram TF-IDF]; node probabilities are sums over subtrees."
-        + _neighbour_line(manifest),
+        "n-gram TF-IDF]; node probabilities are sums over subtrees." + _neighbour_line(manifest),
         _text_line(manifest),
         f"- Training rows: {manifest['training_rows']} (data hash "
         f"`{manifest['training_data_hash'][:12]}`), {manifest['classes']} classes.",
@@ -158,6 +157,4 @@ def _neighbour_line(manifest: dict[str, Any]) -> str:
     weight = manifest["config"].get("neighbour_weight") or 0
     if not weight:
         return ""
-    return (
-        f" Plus {weight:g} x the cosine similarity of the nearest labelled record of each class."
-    )
+    return f" Plus {weight:g} x the cosine similarity of the nearest labelled record of each class."

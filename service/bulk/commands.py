@@ -37,8 +37,15 @@ class _Progress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, unit="rows", unit_scale=True,
-                            dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                unit="rows",
+                unit_scale=True,
+                dynamic_ncols=True,
+                file=sys.stderr,
+                smoothing=0.1,
+            )
         else:
             if total is not None and done > total:
                 self.bar.total = done  # the line count was an estimate
@@ -67,32 +74,65 @@ def open_review_store(settings: Settings, required: bool) -> Any:
 
 
 @click.command("classify-file")
-@click.argument("input_path", metavar="INPUT",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--text-column", required=True, help="Column holding the offence text.")
-@click.option("--output", "output_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file; .csv, .xlsx or .parquet by extension.")
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file; .csv, .xlsx or .parquet by extension.",
+)
 @click.option("--id-column", default=None, help="Record id column (kept on review items).")
-@click.option("--code-column", default=None,
-              help="The agency's own offence code column (for correspondence tables).")
-@click.option("--language-column", default=None,
-              help="Column with each record's language tag (blank cells: detected).")
+@click.option(
+    "--code-column",
+    default=None,
+    help="The agency's own offence code column (for correspondence tables).",
+)
+@click.option(
+    "--language-column",
+    default=None,
+    help="Column with each record's language tag (blank cells: detected).",
+)
 @click.option("--model", "version", default=None, help="Registry version (default: promoted).")
-@click.option("--min-precision", type=click.FloatRange(0.5, 0.999), default=None,
-              help="Target precision of automatic coding (default: the model's).")
-@click.option("--to-review", is_flag=True,
-              help="Queue the review rows in the review store (one item per distinct text).")
-@click.option("--batch-name", default=None,
-              help="Batch name of queued review items (default: the input file name).")
-@click.option("--encoding", default=None,
-              help="CSV encoding (default: detected; UTF-8, UTF-8 with BOM or Latin-1).")
+@click.option(
+    "--min-precision",
+    type=click.FloatRange(0.5, 0.999),
+    default=None,
+    help="Target precision of automatic coding (default: the model's).",
+)
+@click.option(
+    "--to-review",
+    is_flag=True,
+    help="Queue the review rows in the review store (one item per distinct text).",
+)
+@click.option(
+    "--batch-name",
+    default=None,
+    help="Batch name of queued review items (default: the input file name).",
+)
+@click.option(
+    "--encoding",
+    default=None,
+    help="CSV encoding (default: detected; UTF-8, UTF-8 with BOM or Latin-1).",
+)
 @click.option("--delimiter", default=None, help="CSV delimiter (default: sniffed; 'tab' for TAB).")
-@click.option("--engine", type=click.Choice(["local", "spark"]), default="local",
-              show_default=True, help="Run in this process or as a Spark job.")
-@click.option("--crosswalk", "crosswalk_path", default=None,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the correspondence table (.csv or .xlsx); needs --code-column.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Run in this process or as a Spark job.",
+)
+@click.option(
+    "--crosswalk",
+    "crosswalk_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the correspondence table (.csv or .xlsx); needs --code-column.",
+)
 @click.option("--restart", is_flag=True, help="Ignore a checkpoint and start from the top.")
 @click.option("--chunk-rows", type=click.IntRange(1), default=50_000, hidden=True)
 @click.pass_context
@@ -145,20 +185,26 @@ def classify_file(
             from service.bulk.spark import classify_file_spark
 
             summary = classify_file_spark(
-                input_path, output_path, options, registry_dir=settings.registry_dir,
-                version=version, int8=settings.use_int8,
+                input_path,
+                output_path,
+                options,
+                registry_dir=settings.registry_dir,
+                version=version,
+                int8=settings.use_int8,
             )
         else:
-            summary = _classify_local(settings, input_path, output_path, options, version,
-                                      restart)
+            summary = _classify_local(settings, input_path, output_path, options, version, restart)
         for line in summary.lines():
             click.echo(line, err=True)
         click.echo(f"wrote {output_path}", err=True)
         if crosswalk_path is not None and code_column:
             table = build_crosswalk(output_path, code_column)
             write_crosswalk(table, crosswalk_path)
-            click.echo(f"wrote {crosswalk_path} ({len(table.national)} national codes, "
-                       f"{table.splits} splits, {table.merges} merges)", err=True)
+            click.echo(
+                f"wrote {crosswalk_path} ({len(table.national)} national codes, "
+                f"{table.splits} splits, {table.merges} merges)",
+                err=True,
+            )
     except ICCSError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
@@ -180,8 +226,9 @@ def _classify_local(
     # A bar only for a person watching; logs and pipes stay quiet.
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        return run_classify_file(input_path, output_path, options, coder,
-                                 progress=progress, resume=not restart)
+        return run_classify_file(
+            input_path, output_path, options, coder, progress=progress, resume=not restart
+        )
     finally:
         if progress is not None:
             progress.close()
@@ -190,16 +237,30 @@ def _classify_local(
 
 
 @click.command("crosswalk")
-@click.argument("coded_path", metavar="CODED_FILE",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "coded_path", metavar="CODED_FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--code-column", required=True, help="The agency's own offence code column.")
-@click.option("--output", "output_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Correspondence table: .csv, or .xlsx (with a per-national-code sheet).")
-@click.option("--level", type=click.IntRange(1, 4), default=None,
-              help="Aggregate ICCS codes at this level (1 section .. 4 class).")
-@click.option("--min-share", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
-              help="Mappings below this share of a national code do not flag splits/merges.")
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Correspondence table: .csv, or .xlsx (with a per-national-code sheet).",
+)
+@click.option(
+    "--level",
+    type=click.IntRange(1, 4),
+    default=None,
+    help="Aggregate ICCS codes at this level (1 section .. 4 class).",
+)
+@click.option(
+    "--min-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.05,
+    show_default=True,
+    help="Mappings below this share of a national code do not flag splits/merges.",
+)
 @click.option("--encoding", default=None, help="CSV encoding (default: detected).")
 @click.option("--delimiter", default=None, help="CSV delimiter (default: sniffed).")
 def crosswalk(
@@ -217,21 +278,30 @@ def crosswalk(
     several national codes merge into (many-to-1).
     """
     try:
-        table = build_crosswalk(coded_path, code_column, level=level, min_share=min_share,
-                                encoding=encoding, delimiter=delimiter)
+        table = build_crosswalk(
+            coded_path,
+            code_column,
+            level=level,
+            min_share=min_share,
+            encoding=encoding,
+            delimiter=delimiter,
+        )
         write_crosswalk(table, output_path)
     except ICCSError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    click.echo(f"{len(table.national)} national codes, {len(table.pairs)} mappings, "
-               f"{table.splits} splits (1-to-many), {table.merges} merged ICCS codes "
-               f"(many-to-1); wrote {output_path}")
+    click.echo(
+        f"{len(table.national)} national codes, {len(table.pairs)} mappings, "
+        f"{table.splits} splits (1-to-many), {table.merges} merged ICCS codes "
+        f"(many-to-1); wrote {output_path}"
+    )
 
 
 @click.group()
 def _standalone() -> None:
     """Bulk commands outside the ``iccs`` group."""
-    logging.basicConfig(level=Settings().log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=Settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 _standalone.add_command(classify_file)

@@ -91,8 +91,10 @@ def build_crosswalk(
             raise FileFormatError(
                 f"'{Path(coded_path).name}' is not a coded file: column '{needed}' is missing "
                 f"(run `iccs classify-file` first). Columns found: "
-                + ", ".join(repr(c) for c in reader.columns) + ".",
-                column=needed, columns_found=list(reader.columns),
+                + ", ".join(repr(c) for c in reader.columns)
+                + ".",
+                column=needed,
+                columns_found=list(reader.columns),
             )
     tax = load_taxonomy()
     counts: Counter[tuple[str, str]] = Counter()
@@ -200,10 +202,16 @@ def write_crosswalk(table: Crosswalk, output: Path) -> None:
         bio.write_sheets(
             output,
             [
-                ("correspondence", PAIR_COLUMNS,
-                 ([p[c] for c in PAIR_COLUMNS] for p in table.pairs)),
-                ("national_codes", NATIONAL_COLUMNS,
-                 ([n[c] for c in NATIONAL_COLUMNS] for n in table.national)),
+                (
+                    "correspondence",
+                    PAIR_COLUMNS,
+                    ([p[c] for c in PAIR_COLUMNS] for p in table.pairs),
+                ),
+                (
+                    "national_codes",
+                    NATIONAL_COLUMNS,
+                    ([n[c] for c in NATIONAL_COLUMNS] for n in table.national),
+                ),
             ],
         )
     else:

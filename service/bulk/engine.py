@@ -176,8 +176,10 @@ def row_result(coded: CodedRecord) -> RowResult:
     res = coded.result
     top = res.suggestions[0] if res.suggestions else None
     alternatives = json.dumps(
-        [{"code": s.code, "label": s.label, "confidence": s.confidence}
-         for s in res.suggestions[1:]],
+        [
+            {"code": s.code, "label": s.label, "confidence": s.confidence}
+            for s in res.suggestions[1:]
+        ],
         ensure_ascii=False,
     )
     return (
@@ -381,8 +383,9 @@ class Checkpoint:
         self.folder = folder
         if folder.exists() and (fresh or self._stored_fingerprint(folder) != fingerprint):
             if folder.exists() and not fresh:
-                log.warning("checkpoint %s is for another input or options; starting over",
-                            folder.name)
+                log.warning(
+                    "checkpoint %s is for another input or options; starting over", folder.name
+                )
             shutil.rmtree(folder)
         (folder / "parts").mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(folder / "state.sqlite3", isolation_level=None)
@@ -458,8 +461,15 @@ class Checkpoint:
                 out[key] = tuple(json.loads(res))
         return out
 
-    def commit(self, idx: int, tmp: Path, final: Path, rows: int, coding: ChunkCoding,
-               counts: dict[str, int]) -> None:
+    def commit(
+        self,
+        idx: int,
+        tmp: Path,
+        final: Path,
+        rows: int,
+        coding: ChunkCoding,
+        counts: dict[str, int],
+    ) -> None:
         """Record a written part and what its texts got, atomically."""
         os.replace(tmp, final)
         db = self.db
@@ -500,7 +510,8 @@ class Checkpoint:
         """Texts that went to review, with their occurrence counts, in batches."""
         cur = self.db.execute(
             "SELECT key, text, record_id, occurrences, suggestions, result FROM texts "
-            "WHERE status = ? ORDER BY rowid", (REVIEW,)
+            "WHERE status = ? ORDER BY rowid",
+            (REVIEW,),
         )
         while rows := cur.fetchmany(size):
             yield rows
@@ -562,7 +573,8 @@ def classify_file(
     text_col = bio.resolve_column(reader.columns, options.text_column, "--text-column")
     id_col = (
         bio.resolve_column(reader.columns, options.id_column, "--id-column")
-        if options.id_column else None
+        if options.id_column
+        else None
     )
     if options.code_column:
         bio.resolve_column(reader.columns, options.code_column, "--code-column")
@@ -586,8 +598,19 @@ def classify_file(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = Checkpoint(checkpoint_folder(output_path), fingerprint, fresh=not resume)
     try:
-        summary = _run(reader, ckpt, output_path, out_fmt, options, coder, text_col, id_col,
-                       names, progress, should_stop)
+        summary = _run(
+            reader,
+            ckpt,
+            output_path,
+            out_fmt,
+            options,
+            coder,
+            text_col,
+            id_col,
+            names,
+            progress,
+            should_stop,
+        )
     except BaseException:
         ckpt.close()
         raise
@@ -648,8 +671,9 @@ def _run(
         if progress is not None:
             progress(done, total)
         if should_stop is not None and should_stop():
-            raise Interrupted("Stopped between chunks; the run resumes from its checkpoint.",
-                              rows_done=done)
+            raise Interrupted(
+                "Stopped between chunks; the run resumes from its checkpoint.", rows_done=done
+            )
     if options.to_review and ckpt.meta("reviews_queued") is None:
         queued = _enqueue_reviews(ckpt, coder, options)
         ckpt._set_meta({"reviews_queued": str(queued)})
@@ -783,14 +807,16 @@ def classify_frame(
         found = ", ".join(repr(str(c)) for c in df.columns)
         raise FileFormatError(
             f"Column '{text_column}' is not in the DataFrame. Columns found: {found}.",
-            column=text_column, columns_found=[str(c) for c in df.columns],
+            column=text_column,
+            columns_found=[str(c) for c in df.columns],
         )
     if id_column is not None and id_column not in df.columns:
         raise FileFormatError(f"Column '{id_column}' is not in the DataFrame.", column=id_column)
     if coder is None:
         coder = Coder(predictor if predictor is not None else cached_predictor(registry_dir, model))
-    classifier = TextClassifier(coder, top_k=top_k, min_precision=min_precision,
-                                cache_size=max(chunk_rows * 2, 100_000))
+    classifier = TextClassifier(
+        coder, top_k=top_k, min_precision=min_precision, cache_size=max(chunk_rows * 2, 100_000)
+    )
     frames = []
     for start in range(0, len(df), chunk_rows):
         part = df.iloc[start : start + chunk_rows]
@@ -806,8 +832,11 @@ def classify_frame(
     out.columns = [names[str(c)] for c in df.columns]
     for name in added.column_names:
         # Positional, not by index: the caller's index may repeat labels.
-        out[name] = pd.Series(added.column(name).to_pylist(), index=df.index,
-                              dtype="float64" if name == "confidence" else "object")
+        out[name] = pd.Series(
+            added.column(name).to_pylist(),
+            index=df.index,
+            dtype="float64" if name == "confidence" else "object",
+        )
     return out
 
 

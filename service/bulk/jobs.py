@@ -150,8 +150,7 @@ class JobRunner:
             raise InvalidInput("text_column is required.")
         out_fmt = opts.get("output_format") or in_fmt
         if out_fmt not in ("csv", "xlsx", "parquet"):
-            raise InvalidInput("output_format must be csv, xlsx or parquet.",
-                               output_format=out_fmt)
+            raise InvalidInput("output_format must be csv, xlsx or parquet.", output_format=out_fmt)
         opts["output_format"] = out_fmt
         opts["to_review"] = bool(opts.get("to_review"))
         job_id = str(uuid.uuid4())
@@ -162,8 +161,11 @@ class JobRunner:
         try:
             self._save(source, input_path)
             reader = bio.open_reader(input_path, opts.get("encoding"), opts.get("delimiter"))
-            for key, flag in (("text_column", "text_column"), ("id_column", "id_column"),
-                              ("code_column", "code_column")):
+            for key, flag in (
+                ("text_column", "text_column"),
+                ("id_column", "id_column"),
+                ("code_column", "code_column"),
+            ):
                 if opts.get(key):
                     opts[key] = bio.resolve_column(reader.columns, str(opts[key]), flag)
             if not opts.get("batch_name"):
@@ -211,8 +213,11 @@ class JobRunner:
         """The coded file of a finished job; :class:`Conflict` while it is not done."""
         job = self.get(job_id)
         if job.status != DONE or not job.output_path or not Path(job.output_path).exists():
-            raise Conflict(f"The job is {job.status}; its result is not ready.",
-                           job_id=job_id, status=job.status)
+            raise Conflict(
+                f"The job is {job.status}; its result is not ready.",
+                job_id=job_id,
+                status=job.status,
+            )
         return Path(job.output_path)
 
     # --- the worker -----------------------------------------------------------------------
@@ -269,8 +274,12 @@ class JobRunner:
         log.info("job %s started", job_id)
         try:
             summary = classify_file(
-                Path(job.input_path), Path(str(job.output_path)), options, self._coder(),
-                progress=progress, should_stop=self._stop.is_set,
+                Path(job.input_path),
+                Path(str(job.output_path)),
+                options,
+                self._coder(),
+                progress=progress,
+                should_stop=self._stop.is_set,
             )
         except Interrupted:
             log.info("job %s paused by shutdown; it resumes on the next start", job_id)
@@ -278,17 +287,27 @@ class JobRunner:
             return
         except ICCSError as exc:
             log.warning("job %s failed: %s", job_id, exc.code)
-            self._update(job_id, status=FAILED, error=f"{exc.code}: {exc.message}",
-                         finished_at=utcnow())
+            self._update(
+                job_id, status=FAILED, error=f"{exc.code}: {exc.message}", finished_at=utcnow()
+            )
             return
         except Exception:  # one job's bug must not take the runner down
             log.exception("job %s failed", job_id)
-            self._update(job_id, status=FAILED,
-                         error="internal_error: the job failed; see the service log.",
-                         finished_at=utcnow())
+            self._update(
+                job_id,
+                status=FAILED,
+                error="internal_error: the job failed; see the service log.",
+                finished_at=utcnow(),
+            )
             return
-        self._update(job_id, status=DONE, rows_done=summary.rows, rows_total=summary.rows,
-                     counts=summary.as_dict(), finished_at=utcnow())
+        self._update(
+            job_id,
+            status=DONE,
+            rows_done=summary.rows,
+            rows_total=summary.rows,
+            counts=summary.as_dict(),
+            finished_at=utcnow(),
+        )
         log.info("job %s done: %d rows", job_id, summary.rows)
 
     def _update(self, job_id: str, **values: Any) -> None:

@@ -81,8 +81,12 @@ def executor_predictor(ref: ModelRef) -> Any:
 
         started = time.monotonic()
         _EXECUTOR_MODELS[key] = load_predictor(Path(ref.registry_dir), ref.version, int8=ref.int8)
-        log.info("executor %d loaded model %s in %.1f s", os.getpid(), ref.version,
-                 time.monotonic() - started)
+        log.info(
+            "executor %d loaded model %s in %.1f s",
+            os.getpid(),
+            ref.version,
+            time.monotonic() - started,
+        )
     return _EXECUTOR_MODELS[key]
 
 
@@ -120,8 +124,12 @@ def _classify_partitions(ref: ModelRef) -> Any:
             texts = pdf[TEXT].tolist()
             rows: list[tuple[Any, ...]] = []
             for start in range(0, len(texts), CLASSIFY_BATCH):
-                coded = coder.code(texts[start : start + CLASSIFY_BATCH], top_k=ref.top_k,
-                                   min_precision=ref.min_precision, queue_review=False)
+                coded = coder.code(
+                    texts[start : start + CLASSIFY_BATCH],
+                    top_k=ref.top_k,
+                    min_precision=ref.min_precision,
+                    queue_review=False,
+                )
                 rows.extend(row_result(c) for c in coded)
             out = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
             out.insert(0, KEY, keys)
@@ -169,8 +177,13 @@ class _Plan:
 
 
 def _plan(
-    df: Any, text_column: str, registry_dir: Path, version: str | None, int8: bool,
-    min_precision: float | None, top_k: int,
+    df: Any,
+    text_column: str,
+    registry_dir: Path,
+    version: str | None,
+    int8: bool,
+    min_precision: float | None,
+    top_k: int,
 ) -> _Plan:
     from pyspark.sql import functions as F
 
@@ -180,7 +193,8 @@ def _plan(
         found = ", ".join(repr(c) for c in df.columns)
         raise FileFormatError(
             f"Column '{text_column}' is not in the DataFrame. Columns found: {found}.",
-            column=text_column, columns_found=list(df.columns),
+            column=text_column,
+            columns_found=list(df.columns),
         )
     resolved = Registry(Path(registry_dir)).resolve(version)
     ref = ModelRef(str(Path(registry_dir).resolve()), resolved, int8, top_k, min_precision)
@@ -317,8 +331,14 @@ def read_spark(spark: Any, path: Path, options: BulkOptions) -> tuple[Any, str]:
         # Windows-1252 exports need that.
         spark.conf.set("spark.sql.legacy.javaCharsets", "true")
     df = spark.read.csv(
-        str(path), header=True, schema=schema, sep=local.delimiter, encoding=encoding,
-        mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, enforceSchema=True,
+        str(path),
+        header=True,
+        schema=schema,
+        sep=local.delimiter,
+        encoding=encoding,
+        mode="PERMISSIVE",
+        columnNameOfCorruptRecord=CORRUPT,
+        enforceSchema=True,
     )
     # Empty CSV fields are empty strings in the local engine; Spark reads them as null.
     df = df.select(
@@ -348,12 +368,15 @@ def classify_file_spark(
         df, description = read_spark(spark, input_path, options)
         inputs = [c for c in df.columns if c != CORRUPT]
         text_col = bio.resolve_column(inputs, options.text_column, "--text-column")
-        for col, flag in ((options.id_column, "--id-column"),
-                          (options.code_column, "--code-column")):
+        for col, flag in (
+            (options.id_column, "--id-column"),
+            (options.code_column, "--code-column"),
+        ):
             if col:
                 bio.resolve_column(inputs, col, flag)
-        plan = _plan(df, text_col, registry_dir, version, int8, options.min_precision,
-                     options.top_k)
+        plan = _plan(
+            df, text_col, registry_dir, version, int8, options.min_precision, options.top_k
+        )
         # Persisted so the key UDF and the model each run once per row / distinct text.
         plan.keyed.persist()
         plan.classified.persist()

@@ -22,7 +22,6 @@ def fit_temperature(logits: np.ndarray, y_index: np.ndarray) -> float:
     """Temperature that minimises the negative log-likelihood of held-out labels."""
     from scipy.optimize import minimize_scalar  # training only; the service never fits
 
-
     def nll(log_t: float) -> float:
         lp = log_softmax(logits / np.exp(log_t), axis=1)
         return float(-lp[np.arange(len(y_index)), y_index].mean())

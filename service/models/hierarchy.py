@@ -22,6 +22,7 @@ from service.models.tree import ancestors_and_self, is_iccs_like, node_aggregati
 
 __all__ = ["HierarchicalClassifier", "ancestors_and_self", "is_iccs_like", "node_aggregation"]
 
+
 class HierarchicalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Multinomial logistic regression over target nodes, with tree-consistent node scores.
 

@@ -32,8 +32,9 @@ class ExportResult:
     superseded: int
 
 
-def export_reviewed(store: ReviewStore, path: Path = DEFAULT_EXPORT,
-                    language: str = "en") -> ExportResult:
+def export_reviewed(
+    store: ReviewStore, path: Path = DEFAULT_EXPORT, language: str = "en"
+) -> ExportResult:
     """Write every active reviewed decision as a labelled row; replaces ``path`` atomically.
 
     Two texts that differ only in ways the model's normaliser erases (e.g. "asslt" and

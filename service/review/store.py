@@ -100,9 +100,7 @@ def init_db(url_or_engine: str | Engine) -> Engine:
     """
     from alembic import command
 
-    engine = (
-        make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-    )
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
@@ -300,9 +298,15 @@ class ReviewStore:
             s.add_all(
                 [
                     AuditEntry(
-                        item_id=item.id, at=now, actor=SYSTEM_ACTOR, action="enqueued",
-                        from_status=None, to_status=PENDING, from_code=None,
-                        to_code=req.top_code, model_version=req.model_version,
+                        item_id=item.id,
+                        at=now,
+                        actor=SYSTEM_ACTOR,
+                        action="enqueued",
+                        from_status=None,
+                        to_status=PENDING,
+                        from_code=None,
+                        to_code=req.top_code,
+                        model_version=req.model_version,
                         note=f"origin={req.origin}",
                     )
                     for item, req in new
@@ -373,9 +377,7 @@ class ReviewStore:
                 raise NotFound(f"No review item {item_id}.", item_id=item_id)
             return list(
                 s.scalars(
-                    select(AuditEntry)
-                    .where(AuditEntry.item_id == item_id)
-                    .order_by(AuditEntry.id)
+                    select(AuditEntry).where(AuditEntry.item_id == item_id).order_by(AuditEntry.id)
                 )
             )
 
@@ -543,8 +545,12 @@ class ReviewStore:
             self._audit(s, item, SYSTEM_ACTOR, "lease_expired", CLAIMED, self._open_status(item))
         renewed = before == CLAIMED and not expired
         self._audit(
-            s, item, reviewer, "lease_renewed" if renewed else "claimed",
-            CLAIMED if renewed else (self._open_status(item) if expired else before), CLAIMED,
+            s,
+            item,
+            reviewer,
+            "lease_renewed" if renewed else "claimed",
+            CLAIMED if renewed else (self._open_status(item) if expired else before),
+            CLAIMED,
         )
         return item
 
@@ -620,8 +626,12 @@ class ReviewStore:
                 self._lease(s, item, reviewer, now)
             s.add(
                 ReviewDecision(
-                    item_id=item.id, reviewer=reviewer, action=action, code=final_code,
-                    at=now, note=note,
+                    item_id=item.id,
+                    reviewer=reviewer,
+                    action=action,
+                    code=final_code,
+                    at=now,
+                    note=note,
                 )
             )
             if action == SKIP:
@@ -651,7 +661,8 @@ class ReviewStore:
             if checked not in offered:
                 raise InvalidInput(
                     "accept takes one of the item's suggestions; use 'correct' for another code.",
-                    item_id=item.id, code=checked,
+                    item_id=item.id,
+                    code=checked,
                 )
             return checked
         if code is None:
@@ -669,7 +680,8 @@ class ReviewStore:
         now: datetime,
     ) -> None:
         finals = [
-            d for d in s.scalars(
+            d
+            for d in s.scalars(
                 select(ReviewDecision)
                 .where(ReviewDecision.item_id == item.id, ReviewDecision.action.in_(FINAL_ACTIONS))
                 .order_by(ReviewDecision.id)
@@ -680,7 +692,14 @@ class ReviewStore:
             to = self._open_status(item)
             item.status, item.claimed_by, item.claim_expires_at = to, None, None
             self._audit(
-                s, item, reviewer, action, CLAIMED, to, item.top_code, code,
+                s,
+                item,
+                reviewer,
+                action,
+                CLAIMED,
+                to,
+                item.top_code,
+                code,
                 note=_join_note(f"review {n} of {item.reviews_required}", note),
             )
             return
@@ -689,7 +708,14 @@ class ReviewStore:
             item.reviews_required = 3
             item.status, item.claimed_by, item.claim_expires_at = DISPUTED, None, None
             self._audit(
-                s, item, reviewer, action, CLAIMED, DISPUTED, finals[0].code, code,
+                s,
+                item,
+                reviewer,
+                action,
+                CLAIMED,
+                DISPUTED,
+                finals[0].code,
+                code,
                 note=_join_note("reviewers disagree; a third review settles it", note),
             )
             return
@@ -711,8 +737,12 @@ class ReviewStore:
         if entry is None:
             s.add(
                 MemoryEntry(
-                    text_key=item.text_key, text=item.text, code=code, item_id=item.id,
-                    decided_by=reviewer, decided_at=now,
+                    text_key=item.text_key,
+                    text=item.text,
+                    code=code,
+                    item_id=item.id,
+                    decided_by=reviewer,
+                    decided_at=now,
                 )
             )
             return
@@ -752,11 +782,14 @@ class ReviewStore:
             and exp >= now
         ):
             raise Conflict(
-                "The item is claimed by another reviewer.", item_id=item.id,
+                "The item is claimed by another reviewer.",
+                item_id=item.id,
                 claim_expires_at=exp.isoformat(),
             )
         decided_before = s.scalar(
-            select(func.count()).select_from(ReviewDecision).where(
+            select(func.count())
+            .select_from(ReviewDecision)
+            .where(
                 ReviewDecision.item_id == item.id,
                 ReviewDecision.reviewer == reviewer,
                 ReviewDecision.action.in_(FINAL_ACTIONS),
@@ -785,9 +818,16 @@ class ReviewStore:
     ) -> None:
         s.add(
             AuditEntry(
-                item_id=item.id, at=utcnow(), actor=actor, action=action,
-                from_status=from_status, to_status=to_status, from_code=from_code,
-                to_code=to_code, model_version=item.model_version, note=note,
+                item_id=item.id,
+                at=utcnow(),
+                actor=actor,
+                action=action,
+                from_status=from_status,
+                to_status=to_status,
+                from_code=from_code,
+                to_code=to_code,
+                model_version=item.model_version,
+                note=note,
             )
         )
 
@@ -835,8 +875,9 @@ class ReviewStore:
                 stmt = stmt.where(MemoryEntry.retired_at.is_(None))
             return list(s.scalars(stmt))
 
-    def memory_retire(self, actor: str, text_key: str | None = None,
-                      item_id: int | None = None) -> MemoryEntry:
+    def memory_retire(
+        self, actor: str, text_key: str | None = None, item_id: int | None = None
+    ) -> MemoryEntry:
         """Stop reusing a reviewer's code for a text (by text key, or by the item it came from).
 
         The entry stays (retired) so the audit trail still explains past answers.
@@ -853,15 +894,22 @@ class ReviewStore:
             if entry is None or entry.retired_at is not None:
                 raise NotFound(
                     "No active decision-memory entry for that text.",
-                    text_key=text_key, item_id=item_id,
+                    text_key=text_key,
+                    item_id=item_id,
                 )
             entry.retired_at, entry.retired_by = utcnow(), actor
             if entry.item_id is not None:
                 item = s.get(ReviewItem, entry.item_id)
                 if item is not None:
                     self._audit(
-                        s, item, actor, "memory_retired", item.status, item.status,
-                        entry.code, None,
+                        s,
+                        item,
+                        actor,
+                        "memory_retired",
+                        item.status,
+                        item.status,
+                        entry.code,
+                        None,
                     )
             return entry
 
@@ -918,8 +966,10 @@ class ReviewStore:
                     .group_by(ReviewItem.section)
                 )
             }
-            today_q = select(func.count()).select_from(ReviewDecision).where(
-                ReviewDecision.at >= today, ReviewDecision.action.in_(FINAL_ACTIONS)
+            today_q = (
+                select(func.count())
+                .select_from(ReviewDecision)
+                .where(ReviewDecision.at >= today, ReviewDecision.action.in_(FINAL_ACTIONS))
             )
             reviewed_today = int(s.scalar(today_q) or 0)
             mine = (

@@ -341,7 +341,9 @@ def test_every_answer_carries_the_detected_language_unless_the_client_sends_one(
         {"text": "Robo con intimidación", "id": "tagged", "language": "es-CL"},
         {"text": "", "id": "empty"},
     ]
-    r = shared_client.post("/v1/classify/batch", json={"items": items}, headers=headers["submitter"])
+    r = shared_client.post(
+        "/v1/classify/batch", json={"items": items}, headers=headers["submitter"]
+    )
     assert r.status_code == 200, r.text
     got = {x["id"]: x["language"] for x in r.json()["results"]}
     assert got["ko"]["code"] == "ko" and got["ko"]["source"] == "detected"

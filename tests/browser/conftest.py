@@ -34,17 +34,27 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def _suggestion(code: str, confidence: float) -> dict[str, Any]:
     tax = load_taxonomy()
-    return {"code": code, "label": tax.title(code), "level": tax.level(code),
-            "path": tax.path(code), "confidence": confidence}
+    return {
+        "code": code,
+        "label": tax.title(code),
+        "level": tax.level(code),
+        "path": tax.path(code),
+        "confidence": confidence,
+    }
 
 
-def review_request(text: str, codes: tuple[str, ...], top: float, batch: str,
-                   occurrences: int = 1) -> ReviewRequest:
+def review_request(
+    text: str, codes: tuple[str, ...], top: float, batch: str, occurrences: int = 1
+) -> ReviewRequest:
     return ReviewRequest(
-        text=text, text_key=dedupe_key(text),
+        text=text,
+        text_key=dedupe_key(text),
         suggestions=[_suggestion(c, round(top / (i + 1), 3)) for i, c in enumerate(codes)],
-        top_code=codes[0], top_confidence=top, model_version="browser-test-model",
-        origin="bulk" if batch.startswith("legacy") else "api", batch=batch,
+        top_code=codes[0],
+        top_confidence=top,
+        model_version="browser-test-model",
+        origin="bulk" if batch.startswith("legacy") else "api",
+        batch=batch,
         occurrences=occurrences,
     )
 
@@ -91,10 +101,20 @@ class LiveServer:
 
 SEED: dict[str, tuple[str, tuple[str, ...], float, str, int]] = {
     # name: (text, suggested codes, top confidence, batch, occurrences)
-    "accept": ("Punched neighbour causing serious injury", ("0201", "020111", "020121"), 0.48,
-               "t-accept", 1),
-    "correct": ("Broke into a garage at night and took tools", ("0502", "050211"), 0.31,
-                "t-correct", 2),
+    "accept": (
+        "Punched neighbour causing serious injury",
+        ("0201", "020111", "020121"),
+        0.48,
+        "t-accept",
+        1,
+    ),
+    "correct": (
+        "Broke into a garage at night and took tools",
+        ("0502", "050211"),
+        0.31,
+        "t-correct",
+        2,
+    ),
     "reject": ("see attached file", ("0701",), 0.08, "t-reject", 1),
     "skip": ("poss w/i", ("0601",), 0.35, "t-skip", 1),
     "locked": ("Threatened a shopkeeper", ("020121",), 0.52, "t-locked", 1),
@@ -109,22 +129,33 @@ SEED: dict[str, tuple[str, tuple[str, ...], float, str, int]] = {
 def site(tmp_path_factory: pytest.TempPathFactory, tiny_registry: Path) -> Iterator[Site]:
     state = tmp_path_factory.mktemp("browser-state")
     settings = Settings(
-        registry_dir=tiny_registry, state_dir=state, rate_limit_per_minute=0,
-        database_url=f"sqlite:///{state / 'browser.sqlite3'}", use_int8=False,
+        registry_dir=tiny_registry,
+        state_dir=state,
+        rate_limit_per_minute=0,
+        database_url=f"sqlite:///{state / 'browser.sqlite3'}",
+        use_int8=False,
     )
     store = ReviewStore.from_url(settings.resolved_database_url())
     keys = KeyStore(session_factory(store.engine))
-    made = {name: keys.create(name, role) for name, role in [
-        ("alice", "reviewer"), ("bob", "reviewer"), ("carol", "reviewer"),
-        ("feeder", "submitter")]}
+    made = {
+        name: keys.create(name, role)
+        for name, role in [
+            ("alice", "reviewer"),
+            ("bob", "reviewer"),
+            ("carol", "reviewer"),
+            ("feeder", "submitter"),
+        ]
+    }
     items = {}
     for name, (text, codes, top, batch, occ) in SEED.items():
         (items[name],) = store.enqueue([review_request(text, codes, top, batch, occ)])
     store.claim(items["locked"], "bob")
     # Double-reviewed items, so the progress page has an inter-reviewer agreement to show.
-    pairs = [("Assault with a bottle", "020111", "020111"),
-             ("Took a bike from outside a shop", "0502", "0502"),
-             ("Sold cannabis to a minor", "0601", "06")]
+    pairs = [
+        ("Assault with a bottle", "020111", "020111"),
+        ("Took a bike from outside a shop", "0502", "0502"),
+        ("Sold cannabis to a minor", "0601", "06"),
+    ]
     for text, first, second in pairs:
         (i,) = store.enqueue([review_request(text, (first,), 0.4, "t-double")])
         store.flag_double_review("boss", item_ids=[i])
@@ -152,8 +183,14 @@ def page(browser: Any) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and
-          "status of 4" not in msg.text else None)
+    pg.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and "status of 4" not in msg.text
+            else None
+        ),
+    )
     yield pg
     context.close()
     # A script error or a CSP violation fails the test that caused it.

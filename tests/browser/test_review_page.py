@@ -56,7 +56,9 @@ def test_queue_filters_counts_and_order(page: Any, site: Any, shot: Any) -> None
     rows = page.locator("#items tbody tr")
     assert rows.count() == 3
     assert [rows.nth(i).locator("td").nth(4).inner_text() for i in range(3)] == [
-        "40000", "900", "10"
+        "40000",
+        "900",
+        "10",
     ]
     assert "batch=legacy-1998" in page.url and "order=occurrences" in page.url
     page.get_by_label("Suggested section").select_option("07")
@@ -217,6 +219,9 @@ def test_accessibility_labels_focus_contrast(page: Any, site: Any, path: str) ->
                .map(e => [e.tagName, getComputedStyle(e).color, bg(e)]);
            }"""
     )
-    low = [(tag, fg, bg, round(_contrast(fg, bg), 2)) for tag, fg, bg in pairs
-           if _contrast(fg, bg) < 4.5]
+    low = [
+        (tag, fg, bg, round(_contrast(fg, bg), 2))
+        for tag, fg, bg in pairs
+        if _contrast(fg, bg) < 4.5
+    ]
     assert pairs and low == []

@@ -29,8 +29,12 @@ def counting(tiny_predictor: Any) -> CountingPredictor:
 def write_csv(tmp_path: Path) -> Callable[..., Path]:
     """Write rows (first row the header) to a CSV file and return its path."""
 
-    def make(rows: Sequence[Sequence[Any]], name: str = "in.csv", delimiter: str = ",",
-             encoding: str = "utf-8") -> Path:
+    def make(
+        rows: Sequence[Sequence[Any]],
+        name: str = "in.csv",
+        delimiter: str = ",",
+        encoding: str = "utf-8",
+    ) -> Path:
         p = tmp_path / name
         with p.open("w", encoding=encoding, newline="") as f:
             csv.writer(f, delimiter=delimiter, lineterminator="\n").writerows(rows)

@@ -21,7 +21,6 @@ TEXTS = (
 )
 
 
-
 class CountingPredictor:
     """Wraps the real predictor and records how many texts reach the model."""
 
@@ -37,7 +36,6 @@ class CountingPredictor:
     @property
     def texts_seen(self) -> list[str]:
         return [t for call in self.calls for t in call]
-
 
 
 def legacy_rows(n: int, distinct: int | None = None) -> list[list[str]]:

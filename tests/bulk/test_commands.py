@@ -32,8 +32,19 @@ def test_classify_file_cli(write_csv, tiny_registry: Path, tmp_path: Path) -> No
     cw = tmp_path / "crosswalk.xlsx"
     result = CliRunner().invoke(
         classify_file,
-        [str(src), "--text-column", "description", "--output", str(out), "--id-column",
-         "record_id", "--code-column", "agency_code", "--crosswalk", str(cw)],
+        [
+            str(src),
+            "--text-column",
+            "description",
+            "--output",
+            str(out),
+            "--id-column",
+            "record_id",
+            "--code-column",
+            "agency_code",
+            "--crosswalk",
+            str(cw),
+        ],
         obj=settings_for(tiny_registry, tmp_path / "state"),
     )
     assert result.exit_code == 0, result.output
@@ -53,7 +64,8 @@ def test_classify_file_cli(write_csv, tiny_registry: Path, tmp_path: Path) -> No
 def test_missing_column_message(write_csv, tiny_registry: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = write_csv(legacy_rows(3))
     result = CliRunner().invoke(
-        classify_file, [str(src), "--text-column", "offence", "--output", str(tmp_path / "o.csv")],
+        classify_file,
+        [str(src), "--text-column", "offence", "--output", str(tmp_path / "o.csv")],
         obj=settings_for(tiny_registry, tmp_path / "state"),
     )
     assert result.exit_code == 1
@@ -65,8 +77,15 @@ def test_crosswalk_needs_code_column(write_csv, tmp_path: Path) -> None:  # type
     src = write_csv(legacy_rows(3))
     result = CliRunner().invoke(
         classify_file,
-        [str(src), "--text-column", "description", "--output", str(tmp_path / "o.csv"),
-         "--crosswalk", str(tmp_path / "c.csv")],
+        [
+            str(src),
+            "--text-column",
+            "description",
+            "--output",
+            str(tmp_path / "o.csv"),
+            "--crosswalk",
+            str(tmp_path / "c.csv"),
+        ],
         obj=Settings(),
     )
     assert result.exit_code == 2 and "--code-column" in result.output
@@ -83,8 +102,16 @@ def test_to_review_queues_in_the_review_store(  # type: ignore[no-untyped-def]
     state = tmp_path / "state"
     result = CliRunner().invoke(
         classify_file,
-        [str(src), "--text-column", "description", "--output", str(tmp_path / "o.csv"),
-         "--to-review", "--batch-name", "police-2018"],
+        [
+            str(src),
+            "--text-column",
+            "description",
+            "--output",
+            str(tmp_path / "o.csv"),
+            "--to-review",
+            "--batch-name",
+            "police-2018",
+        ],
         obj=settings_for(tiny_registry, state),
     )
     assert result.exit_code == 0, result.output
@@ -92,8 +119,9 @@ def test_to_review_queues_in_the_review_store(  # type: ignore[no-untyped-def]
     with session_factory(engine)() as s:
         items = s.scalars(select(ReviewItem)).all()
     engine.dispose()
-    review_rows = sum(1 for line in (tmp_path / "o.csv").read_text("utf-8").splitlines()
-                      if ",review," in line)
+    review_rows = sum(
+        1 for line in (tmp_path / "o.csv").read_text("utf-8").splitlines() if ",review," in line
+    )
     assert sum(i.occurrences for i in items) == review_rows
     assert {i.batch for i in items} <= {"police-2018"}
 
@@ -103,20 +131,39 @@ def test_killed_run_resumes_to_the_same_output(  # type: ignore[no-untyped-def]
 ) -> None:
     src = write_csv(legacy_rows(1200, distinct=300))
     args = ["--text-column", "description", "--output"]
-    env = {**os.environ, "ICCS_REGISTRY_DIR": str(tiny_registry),
-           "ICCS_STATE_DIR": str(tmp_path / "state"), "ICCS_LOG_LEVEL": "WARNING"}
-    cmd = [sys.executable, "-m", "service.bulk.commands", "classify-file", str(src), "--chunk-rows",
-           "50"]
+    env = {
+        **os.environ,
+        "ICCS_REGISTRY_DIR": str(tiny_registry),
+        "ICCS_STATE_DIR": str(tmp_path / "state"),
+        "ICCS_LOG_LEVEL": "WARNING",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.bulk.commands",
+        "classify-file",
+        str(src),
+        "--chunk-rows",
+        "50",
+    ]
 
     expected = tmp_path / "expected.csv"
-    done = CliRunner().invoke(classify_file, [str(src), "--chunk-rows", "50", *args, str(expected)],
-                              obj=settings_for(tiny_registry, tmp_path / "state"))
+    done = CliRunner().invoke(
+        classify_file,
+        [str(src), "--chunk-rows", "50", *args, str(expected)],
+        obj=settings_for(tiny_registry, tmp_path / "state"),
+    )
     assert done.exit_code == 0, done.output
 
     out = tmp_path / "out.csv"
     parts = checkpoint_folder(out) / "parts"
-    proc = subprocess.Popen([*cmd, *args, str(out)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, *args, str(out)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if parts.exists() and len([p for p in parts.iterdir() if p.suffix == ".csv"]) >= 3:
@@ -127,8 +174,9 @@ def test_killed_run_resumes_to_the_same_output(  # type: ignore[no-untyped-def]
     proc.wait(timeout=30)
     assert not out.exists() and parts.exists()
 
-    resumed = subprocess.run([*cmd, *args, str(out)], env=env, cwd=ROOT, capture_output=True,
-                             text=True, timeout=300)
+    resumed = subprocess.run(
+        [*cmd, *args, str(out)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed at row" in resumed.stderr
     assert out.read_bytes() == expected.read_bytes()
@@ -137,30 +185,46 @@ def test_killed_run_resumes_to_the_same_output(  # type: ignore[no-untyped-def]
 
 def test_crosswalk_command(tmp_path: Path) -> None:
     coded = tmp_path / "coded.csv"
-    header = ["id", "agency_code", "text", "iccs_code", "iccs_label", "confidence",
-              "assigned_code", "status", "alternatives", "model_version", "reason"]
+    header = [
+        "id",
+        "agency_code",
+        "text",
+        "iccs_code",
+        "iccs_label",
+        "confidence",
+        "assigned_code",
+        "status",
+        "alternatives",
+        "model_version",
+        "reason",
+    ]
     rows = [header]
-    rows += [[f"a{i}", "N1", "t", "010100", "", "0.9", "0101", "auto", "[]", "v", ""]
-             for i in range(8)]
-    rows += [[f"b{i}", "N1", "t", "0102", "", "0.4", "", "review", "[]", "v", ""]
-             for i in range(2)]
-    rows += [[f"c{i}", "N2", "t", "0101", "", "0.97", "0101", "auto", "[]", "v", ""]
-             for i in range(5)]
+    rows += [
+        [f"a{i}", "N1", "t", "010100", "", "0.9", "0101", "auto", "[]", "v", ""] for i in range(8)
+    ]
+    rows += [[f"b{i}", "N1", "t", "0102", "", "0.4", "", "review", "[]", "v", ""] for i in range(2)]
+    rows += [
+        [f"c{i}", "N2", "t", "0101", "", "0.97", "0101", "auto", "[]", "v", ""] for i in range(5)
+    ]
     rows += [["d0", "N3", "", "", "", "", "", "rejected", "[]", "v", "empty_text"]]
-    rows += [[f"e{i}", "N3", "t", "050121", "", "0.99", "050121", "auto", "[]", "v", ""]
-             for i in range(3)]
+    rows += [
+        [f"e{i}", "N3", "t", "050121", "", "0.99", "050121", "auto", "[]", "v", ""]
+        for i in range(3)
+    ]
     with coded.open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows(rows)
     out = tmp_path / "cw.csv"
-    result = CliRunner().invoke(crosswalk, [str(coded), "--code-column", "agency_code",
-                                            "--output", str(out)])
+    result = CliRunner().invoke(
+        crosswalk, [str(coded), "--code-column", "agency_code", "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "3 national codes" in result.output
     with out.open(encoding="utf-8", newline="") as f:
         table = list(csv.DictReader(f))
     n1 = [r for r in table if r["national_code"] == "N1"]
     assert [(r["iccs_code"], r["records"], r["share"], r["dominant"]) for r in n1] == [
-        ("0101", "8", "0.8", "True"), ("0102", "2", "0.2", "False"),
+        ("0101", "8", "0.8", "True"),
+        ("0102", "2", "0.2", "False"),
     ]
     assert {r["split"] for r in n1} == {"True"}
     assert n1[0]["merge"] == "True" and n1[0]["relation"] == "many-to-many"
@@ -169,8 +233,9 @@ def test_crosswalk_command(tmp_path: Path) -> None:
     assert n3["050121"]["relation"] == "1-to-1" and n3["050121"]["dominant"] == "True"
     assert n3[""]["records"] == "1" and n3[""]["iccs_label"].startswith("(rejected")
 
-    missing = CliRunner().invoke(crosswalk, [str(coded), "--code-column", "offence_code",
-                                             "--output", str(out)])
+    missing = CliRunner().invoke(
+        crosswalk, [str(coded), "--code-column", "offence_code", "--output", str(out)]
+    )
     assert missing.exit_code == 1 and "Columns found" in missing.output
 
 
@@ -185,8 +250,9 @@ def test_crosswalk_level_and_xlsx(tmp_path: Path, level: str) -> None:
         w.writerow(["X", "050121", "050121", "auto"])
         w.writerow(["X", "050122", "05012", "auto"])
     out = tmp_path / "cw.xlsx"
-    result = CliRunner().invoke(crosswalk, [str(coded), "--code-column", "code", "--output",
-                                            str(out), "--level", level])
+    result = CliRunner().invoke(
+        crosswalk, [str(coded), "--code-column", "code", "--output", str(out), "--level", level]
+    )
     assert result.exit_code == 0, result.output
     wb = load_workbook(out, read_only=True)
     assert wb.sheetnames == ["correspondence", "national_codes"]

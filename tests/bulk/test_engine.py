@@ -78,7 +78,9 @@ def test_output_contract(write_csv, coder: Coder, tmp_path: Path) -> None:  # ty
 
 
 def test_each_distinct_text_is_classified_once(
-    write_csv, counting: CountingPredictor, tmp_path: Path  # type: ignore[no-untyped-def]
+    write_csv,
+    counting: CountingPredictor,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     src = write_csv(legacy_rows(600))
     out = tmp_path / "out.csv"
@@ -103,7 +105,9 @@ def test_each_distinct_text_is_classified_once(
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(
-    write_csv, tiny_predictor: Any, tmp_path: Path  # type: ignore[no-untyped-def]
+    write_csv,
+    tiny_predictor: Any,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     src = write_csv(legacy_rows(500, distinct=120))
     full = tmp_path / "full.csv"
@@ -117,8 +121,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(
         return calls["n"] >= 3
 
     with pytest.raises(Interrupted):
-        classify_file(src, out, opts(chunk_rows=40), Coder(tiny_predictor),
-                      should_stop=stop_after_three)
+        classify_file(
+            src, out, opts(chunk_rows=40), Coder(tiny_predictor), should_stop=stop_after_three
+        )
     assert not out.exists() and checkpoint_folder(out).exists()
     counting = CountingPredictor(tiny_predictor)
     summary = classify_file(src, out, opts(chunk_rows=40), Coder(counting))
@@ -131,7 +136,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(
 
 
 def test_checkpoint_of_another_input_is_not_reused(
-    write_csv, coder: Coder, tmp_path: Path  # type: ignore[no-untyped-def]
+    write_csv,
+    coder: Coder,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     src = write_csv(legacy_rows(100))
     out = tmp_path / "out.csv"
@@ -144,7 +151,9 @@ def test_checkpoint_of_another_input_is_not_reused(
 
 
 def test_xlsx_and_parquet_outputs_hold_the_same_values(
-    write_csv, coder: Coder, tmp_path: Path  # type: ignore[no-untyped-def]
+    write_csv,
+    coder: Coder,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     src = write_csv(legacy_rows(40))
     classify_file(src, tmp_path / "o.csv", opts(), coder)
@@ -198,7 +207,8 @@ def test_bad_rows_never_abort_the_run(coder: Coder, tmp_path: Path) -> None:
     assert [r["reason"] for r in rows][1:4] == ["ragged_row", "ragged_row", "undecodable_bytes"]
     assert rows[3]["description"] == "Vol qualifi\ufffd"
     assert rows[4]["status"] != "rejected" or rows[4]["reason"] not in (
-        "ragged_row", "undecodable_bytes",
+        "ragged_row",
+        "undecodable_bytes",
     )
     assert summary.counts["rejected"] >= 3
 
@@ -217,17 +227,28 @@ def test_missing_column_fails_fast(write_csv, coder: Coder, tmp_path: Path) -> N
 
 
 def test_to_review_queues_each_text_once_with_its_occurrences(
-    write_csv, tiny_predictor: Any, tmp_path: Path  # type: ignore[no-untyped-def]
+    write_csv,
+    tiny_predictor: Any,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     store = ReviewStore.from_url(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     # A reviewer already decided "Murder": decision memory answers it, no review item.
     with session_factory(store.engine)() as s, s.begin():
-        s.add(MemoryEntry(text_key=dedupe_key("Murder"), text="Murder", code="0101",
-                          decided_by="rev", decided_at=utcnow()))
+        s.add(
+            MemoryEntry(
+                text_key=dedupe_key("Murder"),
+                text="Murder",
+                code="0101",
+                decided_by="rev",
+                decided_at=utcnow(),
+            )
+        )
     src = write_csv(legacy_rows(240))
     out = tmp_path / "out.csv"
     summary = classify_file(
-        src, out, opts(to_review=True, batch_name="legacy-2019", chunk_rows=50),
+        src,
+        out,
+        opts(to_review=True, batch_name="legacy-2019", chunk_rows=50),
         Coder(tiny_predictor, store),
     )
     rows = read_csv(out)
@@ -268,8 +289,9 @@ def test_classify_frame(tiny_predictor: Any) -> None:
 
 
 def test_classify_frame_loads_the_promoted_model(tiny_registry: Path) -> None:
-    out = classify_frame(pd.DataFrame({"t": ["Theft of a bicycle"]}), text_column="t",
-                         registry_dir=tiny_registry)
+    out = classify_frame(
+        pd.DataFrame({"t": ["Theft of a bicycle"]}), text_column="t", registry_dir=tiny_registry
+    )
     assert out["model_version"].iloc[0]
     assert out["status"].iloc[0] in ("auto", "review", "rejected")
 
@@ -294,8 +316,15 @@ def test_header_only_file_gives_header_only_output(coder: Coder, tmp_path: Path,
 
 def test_language_column_holds_each_rows_language(tiny_predictor: Any) -> None:
     df = pd.DataFrame(
-        {"t": ["절도 형법 제329조", "ลักทรัพย์ในเวลากลางคืน", "Robo con violencia en la vía pública",
-               "Theft of a pedal cycle from a dwelling", ""]}
+        {
+            "t": [
+                "절도 형법 제329조",
+                "ลักทรัพย์ในเวลากลางคืน",
+                "Robo con violencia en la vía pública",
+                "Theft of a pedal cycle from a dwelling",
+                "",
+            ]
+        }
     )
     out = classify_frame(df, text_column="t", predictor=tiny_predictor)
     assert list(out["language"]) == ["ko", "th", "es", "en", None]

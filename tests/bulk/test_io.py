@@ -85,18 +85,27 @@ def test_csv_reader_sniffs_and_streams(tmp_path: Path) -> None:
 def test_bad_rows_are_kept_with_a_reason(tmp_path: Path) -> None:
     p = tmp_path / "bad.csv"
     data = (
-        b"id,text,code\n"
-        b"1,Burglary of a dwelling,A\n"
-        b"2,too few\n"
-        b"3,too,many,fields,here\n"
-        b"\n"  # blank line: not a record
-        b"4,\"quoted, with comma\",B\n"
-    ) + "5,Vol qualifi\u00e9,C\n".encode("latin-1") + b"6,Fraud,D\n"
+        (
+            b"id,text,code\n"
+            b"1,Burglary of a dwelling,A\n"
+            b"2,too few\n"
+            b"3,too,many,fields,here\n"
+            b"\n"  # blank line: not a record
+            b'4,"quoted, with comma",B\n'
+        )
+        + "5,Vol qualifi\u00e9,C\n".encode("latin-1")
+        + b"6,Fraud,D\n"
+    )
     p.write_bytes(data)
     reader = bio.open_reader(p, encoding="utf-8")
     rows = rows_of(reader)
     assert [r[1] for r in rows] == [
-        None, bio.REASON_RAGGED, bio.REASON_RAGGED, None, bio.REASON_UNDECODABLE, None,
+        None,
+        bio.REASON_RAGGED,
+        bio.REASON_RAGGED,
+        None,
+        bio.REASON_UNDECODABLE,
+        None,
     ]
     assert rows[1][0] == ["2", "too few", ""]
     assert rows[2][0] == ["3", "too", "many,fields,here"]  # surplus kept in the last column
@@ -211,7 +220,7 @@ def test_csv_writer_quotes_only_when_needed() -> None:
     f = io.StringIO()
     table = pa.table({"a": ["x", "y,z", None], "b": [0.25, None, 1.0], "n": [1, 2, None]})
     bio.write_csv_rows(f, table)
-    assert f.getvalue() == "x,0.25,1\n\"y,z\",,2\n,1.0,\n"
+    assert f.getvalue() == 'x,0.25,1\n"y,z",,2\n,1.0,\n'
 
 
 def test_file_format_by_extension() -> None:

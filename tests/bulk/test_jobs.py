@@ -41,9 +41,12 @@ def test_job_runs_in_the_background(settings: Settings, db: Any, tiny_predictor:
     runner = JobRunner(settings, tiny_predictor, db, poll_seconds=0.05, chunk_rows=20)
     runner.start()
     try:
-        job = runner.submit("legacy.csv", io.BytesIO(csv_bytes(legacy_rows(50))),
-                            {"text_column": "Description", "output_format": "parquet"},
-                            created_by="alice")
+        job = runner.submit(
+            "legacy.csv",
+            io.BytesIO(csv_bytes(legacy_rows(50))),
+            {"text_column": "Description", "output_format": "parquet"},
+            created_by="alice",
+        )
         assert job.status == QUEUED and job.options["text_column"] == "description"
         done = runner.wait(job.id, timeout=60)
     finally:
@@ -59,11 +62,15 @@ def test_restart_resumes_a_job_left_running(
 ) -> None:
     coder = Coder(tiny_predictor)
     runner = JobRunner(settings, coder, db, poll_seconds=0.05, chunk_rows=20)
-    job = runner.submit("x.csv", io.BytesIO(csv_bytes(legacy_rows(100, distinct=40))),
-                        {"text_column": "description"})
+    job = runner.submit(
+        "x.csv",
+        io.BytesIO(csv_bytes(legacy_rows(100, distinct=40))),
+        {"text_column": "description"},
+    )
     # A process died while coding it: status "running", a checkpoint half-way.
-    opts = BulkOptions(text_column="description", batch_name=job.options["batch_name"],
-                       origin="job", chunk_rows=20)
+    opts = BulkOptions(
+        text_column="description", batch_name=job.options["batch_name"], origin="job", chunk_rows=20
+    )
     n = {"calls": 0}
 
     def stop_soon() -> bool:
@@ -71,8 +78,9 @@ def test_restart_resumes_a_job_left_running(
         return n["calls"] >= 2
 
     with pytest.raises(Interrupted):
-        classify_file(Path(job.input_path), Path(str(job.output_path)), opts, coder,
-                      should_stop=stop_soon)
+        classify_file(
+            Path(job.input_path), Path(str(job.output_path)), opts, coder, should_stop=stop_soon
+        )
     with db() as s, s.begin():
         s.get(Job, job.id).status = RUNNING
     runner.start()
@@ -91,11 +99,13 @@ def test_a_failing_job_does_not_stop_the_runner(
     settings: Settings, db: Any, tiny_predictor: Any
 ) -> None:
     runner = JobRunner(settings, tiny_predictor, db, poll_seconds=0.05)
-    bad = runner.submit("bad.csv", io.BytesIO(csv_bytes(legacy_rows(5))),
-                        {"text_column": "description"})
+    bad = runner.submit(
+        "bad.csv", io.BytesIO(csv_bytes(legacy_rows(5))), {"text_column": "description"}
+    )
     Path(bad.input_path).write_bytes(b"")  # the stored upload got damaged
-    good = runner.submit("good.csv", io.BytesIO(csv_bytes(legacy_rows(5))),
-                         {"text_column": "description"})
+    good = runner.submit(
+        "good.csv", io.BytesIO(csv_bytes(legacy_rows(5))), {"text_column": "description"}
+    )
     runner.start()
     try:
         failed = runner.wait(bad.id, timeout=60)
@@ -119,8 +129,9 @@ def test_submit_checks_the_file_at_once(settings: Settings, db: Any, tiny_predic
     with pytest.raises(UploadTooLarge):
         runner.submit("a.csv", io.BytesIO(b"text\n" + b"x\n" * 150_000), {"text_column": "text"})
     with pytest.raises(InvalidInput, match="output_format"):
-        runner.submit("a.csv", io.BytesIO(b"text\nx\n"), {"text_column": "text",
-                                                          "output_format": "json"})
+        runner.submit(
+            "a.csv", io.BytesIO(b"text\nx\n"), {"text_column": "text", "output_format": "json"}
+        )
     # Nothing half-stored is left behind.
     assert list((settings.state_dir / "jobs").iterdir()) == []
 
@@ -140,8 +151,9 @@ def client(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
         services = app.state.services
         own_runner = services.job_runner is None
         if own_runner:  # until the lifespan starts one
-            services.job_runner = JobRunner(settings, lambda: services.coder, services.sessions,
-                                            poll_seconds=0.05)
+            services.job_runner = JobRunner(
+                settings, lambda: services.coder, services.sessions, poll_seconds=0.05
+            )
             services.job_runner.start()
         keys = {
             "alice": services.keys.create("alice", "submitter"),
@@ -183,9 +195,12 @@ def wait_done(c: TestClient, job_id: str, key: str) -> dict[str, Any]:
 def test_http_job_round_trip(client: tuple[TestClient, dict[str, str]]) -> None:
     c, keys = client
     data = csv_bytes(legacy_rows(30))
-    resp = c.post("/v1/jobs", headers=auth(keys["alice"]),
-                  files={"file": ("legacy 2019.csv", data, "text/csv")},
-                  data={"text_column": "description", "id_column": "record_id"})
+    resp = c.post(
+        "/v1/jobs",
+        headers=auth(keys["alice"]),
+        files={"file": ("legacy 2019.csv", data, "text/csv")},
+        data={"text_column": "description", "id_column": "record_id"},
+    )
     assert resp.status_code == 202, resp.text
     job = resp.json()
     assert job["status"] in (QUEUED, RUNNING) and job["filename"] == "legacy 2019.csv"
@@ -211,24 +226,37 @@ def test_http_job_errors(client: tuple[TestClient, dict[str, str]]) -> None:
     good = {"file": ("a.csv", b"id,text\n1,Murder\n", "text/csv")}
     assert_error_shape(c.post("/v1/jobs", files=good, data={"text_column": "text"}), 401)
     assert_error_shape(
-        c.post("/v1/jobs", headers=auth(keys["reviewer"]), files=good,
-               data={"text_column": "text"}), 403,
+        c.post(
+            "/v1/jobs", headers=auth(keys["reviewer"]), files=good, data={"text_column": "text"}
+        ),
+        403,
     )
     body = assert_error_shape(
-        c.post("/v1/jobs", headers=auth(keys["alice"]), files=good,
-               data={"text_column": "offence"}), 422, "file_format_error",
+        c.post(
+            "/v1/jobs", headers=auth(keys["alice"]), files=good, data={"text_column": "offence"}
+        ),
+        422,
+        "file_format_error",
     )
     assert body["context"]["columns_found"] == ["id", "text"]
     assert_error_shape(
         c.post("/v1/jobs", headers=auth(keys["alice"]), data={"text_column": "text"}), 422
     )
     assert_error_shape(
-        c.post("/v1/jobs", headers=auth(keys["alice"]), files=good,
-               data={"text_column": "text", "min_precision": "0.3"}), 422, "invalid_input",
+        c.post(
+            "/v1/jobs",
+            headers=auth(keys["alice"]),
+            files=good,
+            data={"text_column": "text", "min_precision": "0.3"},
+        ),
+        422,
+        "invalid_input",
     )
     big = {"file": ("big.csv", b"text\n" + b"Theft of a bicycle\n" * 12_000, "text/csv")}
-    assert_error_shape(c.post("/v1/jobs", headers=auth(keys["alice"]), files=big,
-                              data={"text_column": "text"}), 413)
+    assert_error_shape(
+        c.post("/v1/jobs", headers=auth(keys["alice"]), files=big, data={"text_column": "text"}),
+        413,
+    )
     assert_error_shape(c.get("/v1/jobs/nope", headers=auth(keys["alice"])), 404, "not_found")
 
 
@@ -238,9 +266,19 @@ def test_http_result_not_ready_is_409(
     c, keys = client
     sessions = c.app.state.services.sessions  # type: ignore[attr-defined]
     with sessions() as s, s.begin():
-        s.add(Job(id="queued-job", status=QUEUED, filename="q.csv", input_path="/nowhere.csv",
-                  options={"text_column": "text"}, created_by="alice", created_at=utcnow()))
+        s.add(
+            Job(
+                id="queued-job",
+                status=QUEUED,
+                filename="q.csv",
+                input_path="/nowhere.csv",
+                options={"text_column": "text"},
+                created_by="alice",
+                created_at=utcnow(),
+            )
+        )
     # The runner will fail it (no file); before or after, its result is not there.
-    body = assert_error_shape(c.get("/v1/jobs/queued-job/result", headers=auth(keys["alice"])),
-                              409, "conflict")
+    body = assert_error_shape(
+        c.get("/v1/jobs/queued-job/result", headers=auth(keys["alice"])), 409, "conflict"
+    )
     assert body["context"]["job_id"] == "queued-job"

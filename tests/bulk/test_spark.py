@@ -27,7 +27,8 @@ def spark() -> Iterator[Any]:
     from service.bulk.spark import get_spark
 
     session = get_spark(
-        "iccs-tests", master="local[1]",
+        "iccs-tests",
+        master="local[1]",
         conf={
             "spark.ui.enabled": "false",
             "spark.sql.shuffle.partitions": "1",
@@ -43,7 +44,10 @@ def spark() -> Iterator[Any]:
 
 
 def test_spark_output_equals_local_output(
-    spark: Any, write_csv, tiny_registry: Path, tmp_path: Path  # type: ignore[no-untyped-def]
+    spark: Any,
+    write_csv,
+    tiny_registry: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from service.bulk.spark import classify_file_spark
 
@@ -55,8 +59,9 @@ def test_spark_output_equals_local_output(
     local = tmp_path / "local.csv"
     classify_file(src, local, options, Coder(load_predictor(tiny_registry, int8=False)))
     out = tmp_path / "spark.csv"
-    summary = classify_file_spark(src, out, options, registry_dir=tiny_registry, int8=False,
-                                  spark=spark)
+    summary = classify_file_spark(
+        src, out, options, registry_dir=tiny_registry, int8=False, spark=spark
+    )
     assert out.read_text("utf-8") == local.read_text("utf-8")
     assert summary.rows == 61
     assert summary.counts["rejected"] >= 1

@@ -33,7 +33,9 @@ def pg_schema_engine(schema: str) -> Engine:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
     return create_engine(
-        PG_URL, connect_args={"options": f"-csearch_path={schema}"}, pool_size=10,
+        PG_URL,
+        connect_args={"options": f"-csearch_path={schema}"},
+        pool_size=10,
         pool_pre_ping=True,
     )
 
@@ -96,8 +98,11 @@ def store(engine: Engine) -> ReviewStore:
 def suggestion(code: str, confidence: float) -> dict[str, Any]:
     tax = load_taxonomy()
     return {
-        "code": code, "label": tax.title(code), "level": tax.level(code),
-        "path": tax.path(code), "confidence": confidence,
+        "code": code,
+        "label": tax.title(code),
+        "level": tax.level(code),
+        "path": tax.path(code),
+        "confidence": confidence,
     }
 
 
@@ -112,8 +117,14 @@ def request_for(
 ) -> ReviewRequest:
     sugg = [suggestion(c, round(top / (i + 1), 4)) for i, c in enumerate(codes)]
     return ReviewRequest(
-        text=text_, text_key=key or f"key-{text_}", suggestions=sugg, top_code=codes[0],
-        top_confidence=top, model_version="test-model-1", origin=origin, batch=batch,
+        text=text_,
+        text_key=key or f"key-{text_}",
+        suggestions=sugg,
+        top_code=codes[0],
+        top_confidence=top,
+        model_version="test-model-1",
+        origin=origin,
+        batch=batch,
         occurrences=occurrences,
     )
 
@@ -156,15 +167,24 @@ def review_app(store: ReviewStore, tmp_path: Path, **settings: Any) -> tuple[Any
     from service.db import session_factory
     from service.models.registry import Registry
 
-    cfg = Settings(state_dir=tmp_path / "state", registry_dir=tmp_path / "registry",
-                   rate_limit_per_minute=0, **settings)
+    cfg = Settings(
+        state_dir=tmp_path / "state",
+        registry_dir=tmp_path / "registry",
+        rate_limit_per_minute=0,
+        **settings,
+    )
     keys = KeyStore(session_factory(store.engine))
     app = FastAPI()
     install_error_handlers(app)
     app.state.services = Services(
-        settings=cfg, metrics=Metrics(), limiter=RateLimiter(0),
+        settings=cfg,
+        metrics=Metrics(),
+        limiter=RateLimiter(0),
         registry=Registry(cfg.registry_dir),
-        engine=store.engine, sessions=session_factory(store.engine), keys=keys, store=store,
+        engine=store.engine,
+        sessions=session_factory(store.engine),
+        keys=keys,
+        store=store,
     )
     app.include_router(reviews_router, prefix="/v1")
     app.include_router(taxonomy_router, prefix="/v1")
@@ -179,8 +199,13 @@ def api(store: ReviewStore, tmp_path: Path) -> Iterator[Api]:
     app, keys = review_app(store, tmp_path)
     made = {
         name: keys.create(name, role)
-        for name, role in [("alice", "reviewer"), ("bob", "reviewer"), ("carol", "reviewer"),
-                           ("boss", "admin"), ("feeder", "submitter")]
+        for name, role in [
+            ("alice", "reviewer"),
+            ("bob", "reviewer"),
+            ("carol", "reviewer"),
+            ("boss", "admin"),
+            ("feeder", "submitter"),
+        ]
     }
     with TestClient(app) as client:
         yield Api(client, store, made)

@@ -12,8 +12,14 @@ def queued(api: Any, make_request) -> list[int]:
     return api.store.enqueue(
         [
             make_request("Punched him in the face", top=0.41, occurrences=3, batch="b1"),
-            make_request("theft of cattle", codes=("050211", "0502"), top=0.22, occurrences=900,
-                         batch="legacy", origin="bulk"),
+            make_request(
+                "theft of cattle",
+                codes=("050211", "0502"),
+                top=0.22,
+                occurrences=900,
+                batch="legacy",
+                origin="bulk",
+            ),
             make_request("see file", codes=("0701",), top=0.05),
         ]
     )
@@ -23,18 +29,23 @@ def test_list_filter_order(api: Any, queued: list[int]) -> None:
     r = api.client.get("/v1/reviews", headers=api.h("alice"))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["total"] == 3 and [i["top_confidence"] for i in body["items"]] == [
-        0.05, 0.22, 0.41
-    ]
+    assert body["total"] == 3 and [i["top_confidence"] for i in body["items"]] == [0.05, 0.22, 0.41]
     item = body["items"][1]
     assert item["suggestions"][0]["code"] == "050211"
     assert [p["code"] for p in item["suggestions"][0]["path"]] == ["05", "0502", "05021", "050211"]
     assert all(p["label"] for p in item["suggestions"][0]["path"])
     r = api.client.get("/v1/reviews?order=occurrences", headers=api.h("alice"))
     assert [i["occurrences"] for i in r.json()["items"]] == [900, 3, 1]
-    params = {"section": "05", "origin": "bulk", "batch": "legacy", "min_confidence": 0.2,
-              "max_confidence": 0.3, "status": "pending", "created_from": "2000-01-01",
-              "created_to": "2999-12-31"}
+    params = {
+        "section": "05",
+        "origin": "bulk",
+        "batch": "legacy",
+        "min_confidence": 0.2,
+        "max_confidence": 0.3,
+        "status": "pending",
+        "created_from": "2000-01-01",
+        "created_to": "2999-12-31",
+    }
     r = api.client.get("/v1/reviews", params=params, headers=api.h("alice"))
     assert [i["id"] for i in r.json()["items"]] == [queued[1]]
     r = api.client.get("/v1/reviews?created_to=2000-01-01", headers=api.h("alice"))
@@ -54,14 +65,20 @@ def test_claim_decide_history_flow(api: Any, queued: list[int]) -> None:
     assert r.status_code == 200, r.text
     done = r.json()
     assert (done["status"], done["decision"], done["decided_code"], done["decided_by"]) == (
-        "decided", "correct", "020121", "alice"
+        "decided",
+        "correct",
+        "020121",
+        "alice",
     )
     assert done["decided_label"]
     h = api.client.get(f"/v1/reviews/{first}/history", headers=api.h("bob")).json()
     assert [e["action"] for e in h["entries"]] == ["enqueued", "claimed", "correct"]
     last = h["entries"][-1]
     assert (last["actor"], last["from_code"], last["to_code"], last["model_version"]) == (
-        "alice", "020111", "020121", "test-model-1"
+        "alice",
+        "020111",
+        "020121",
+        "test-model-1",
     )
     assert last["note"] == "threat, not assault"
     one = api.client.get(f"/v1/reviews/{first}", headers=api.h("bob")).json()
@@ -73,8 +90,9 @@ def test_claim_decide_history_flow(api: Any, queued: list[int]) -> None:
 
 
 def test_claim_next_and_empty_queue(api: Any, queued: list[int]) -> None:
-    r = api.client.post("/v1/reviews/claim-next", json={"order": "occurrences"},
-                        headers=api.h("alice"))
+    r = api.client.post(
+        "/v1/reviews/claim-next", json={"order": "occurrences"}, headers=api.h("alice")
+    )
     assert r.json()["item"]["id"] == queued[1]
     r = api.client.post("/v1/reviews/claim-next", headers=api.h("bob"))  # no body at all
     assert r.json()["item"]["id"] == queued[2]
@@ -87,42 +105,59 @@ def test_error_paths(api: Any, queued: list[int], assert_error) -> None:
     api.client.post(f"/v1/reviews/{a}/claim", headers=api.h("alice"))
     assert_error(api.client.post(f"/v1/reviews/{a}/claim", headers=api.h("bob")), 409, "conflict")
     assert_error(
-        api.client.post(f"/v1/reviews/{a}/decision", json={"action": "accept"},
-                        headers=api.h("bob")),
-        409, "conflict",
+        api.client.post(
+            f"/v1/reviews/{a}/decision", json={"action": "accept"}, headers=api.h("bob")
+        ),
+        409,
+        "conflict",
     )
     body = assert_error(
-        api.client.post(f"/v1/reviews/{a}/decision", json={"action": "correct", "code": "999999"},
-                        headers=api.h("alice")),
-        422, "unknown_code",
+        api.client.post(
+            f"/v1/reviews/{a}/decision",
+            json={"action": "correct", "code": "999999"},
+            headers=api.h("alice"),
+        ),
+        422,
+        "unknown_code",
     )
     assert body["context"] == {"code": "999999"}
     assert_error(
-        api.client.post(f"/v1/reviews/{a}/decision", json={"action": "correct", "code": "2x"},
-                        headers=api.h("alice")),
-        422, "invalid_code",
+        api.client.post(
+            f"/v1/reviews/{a}/decision",
+            json={"action": "correct", "code": "2x"},
+            headers=api.h("alice"),
+        ),
+        422,
+        "invalid_code",
     )
     assert_error(
-        api.client.post(f"/v1/reviews/{a}/decision", json={"action": "correct"},
-                        headers=api.h("alice")),
-        422, "invalid_input",
+        api.client.post(
+            f"/v1/reviews/{a}/decision", json={"action": "correct"}, headers=api.h("alice")
+        ),
+        422,
+        "invalid_input",
     )
     assert_error(
-        api.client.post(f"/v1/reviews/{a}/decision", json={"action": "approve"},
-                        headers=api.h("alice")),
-        422, "validation_error",
+        api.client.post(
+            f"/v1/reviews/{a}/decision", json={"action": "approve"}, headers=api.h("alice")
+        ),
+        422,
+        "validation_error",
     )
     assert_error(
-        api.client.post(f"/v1/reviews/{a}/decision", json={"action": "skip", "extra": 1},
-                        headers=api.h("alice")),
-        422, "validation_error",
+        api.client.post(
+            f"/v1/reviews/{a}/decision", json={"action": "skip", "extra": 1}, headers=api.h("alice")
+        ),
+        422,
+        "validation_error",
     )
     assert_error(api.client.get("/v1/reviews/99999", headers=api.h("alice")), 404, "not_found")
     assert_error(api.client.get("/v1/reviews/99999/history", headers=api.h("alice")), 404)
     assert_error(api.client.post("/v1/reviews/99999/claim", headers=api.h("alice")), 404)
     assert_error(
-        api.client.post("/v1/reviews/99999/decision", json={"action": "skip"},
-                        headers=api.h("alice")),
+        api.client.post(
+            "/v1/reviews/99999/decision", json={"action": "skip"}, headers=api.h("alice")
+        ),
         404,
     )
     assert_error(api.client.get("/v1/reviews/0", headers=api.h("alice")), 422)
@@ -140,9 +175,7 @@ def test_error_paths(api: Any, queued: list[int], assert_error) -> None:
 
 def test_auth_and_roles(api: Any, queued: list[int], assert_error) -> None:
     assert_error(api.client.get("/v1/reviews"), 401, "unauthenticated")
-    assert_error(
-        api.client.get("/v1/reviews", headers={"Authorization": "Bearer iccs_wrong"}), 401
-    )
+    assert_error(api.client.get("/v1/reviews", headers={"Authorization": "Bearer iccs_wrong"}), 401)
     # A submitter key may not review (least privilege); an admin may.
     assert_error(api.client.get("/v1/reviews", headers=api.h("feeder")), 403, "forbidden")
     assert api.client.get("/v1/reviews", headers=api.h("boss")).status_code == 200
@@ -157,12 +190,12 @@ def test_auth_and_roles(api: Any, queued: list[int], assert_error) -> None:
 
 
 def test_double_review_blind_and_stats(api: Any, queued: list[int]) -> None:
-    r = api.client.post("/v1/reviews/double-review", json={"item_ids": queued},
-                        headers=api.h("boss"))
+    r = api.client.post(
+        "/v1/reviews/double-review", json={"item_ids": queued}, headers=api.h("boss")
+    )
     assert r.json() == {"flagged": 3}
     a, b, c = queued
-    api.client.post(f"/v1/reviews/{a}/decision", json={"action": "accept"},
-                    headers=api.h("alice"))
+    api.client.post(f"/v1/reviews/{a}/decision", json={"action": "accept"}, headers=api.h("alice"))
     # Bob decides independently: he sees neither alice's code nor her note.
     seen = api.client.get(f"/v1/reviews/{a}", headers=api.h("bob")).json()
     assert seen["status"] == "pending" and seen["decisions"] == [] and seen["reviews_done"] == 1
@@ -174,12 +207,13 @@ def test_double_review_blind_and_stats(api: Any, queued: list[int]) -> None:
     assert admin_view["decisions"][0]["code"] == "020111"
     api.client.post(f"/v1/reviews/{a}/decision", json={"action": "accept"}, headers=api.h("bob"))
     for who in ("alice", "bob"):
-        api.client.post(f"/v1/reviews/{b}/decision", json={"action": "reject"},
-                        headers=api.h(who))
-    api.client.post(f"/v1/reviews/{c}/decision", json={"action": "accept"},
-                    headers=api.h("alice"))
-    r = api.client.post(f"/v1/reviews/{c}/decision", json={"action": "correct", "code": "0201"},
-                        headers=api.h("bob"))
+        api.client.post(f"/v1/reviews/{b}/decision", json={"action": "reject"}, headers=api.h(who))
+    api.client.post(f"/v1/reviews/{c}/decision", json={"action": "accept"}, headers=api.h("alice"))
+    r = api.client.post(
+        f"/v1/reviews/{c}/decision",
+        json={"action": "correct", "code": "0201"},
+        headers=api.h("bob"),
+    )
     assert r.json()["status"] == "disputed"
     stats = api.client.get("/v1/reviews/stats", headers=api.h("alice")).json()
     assert stats["reviewer"] == "alice"
@@ -193,8 +227,7 @@ def test_double_review_blind_and_stats(api: Any, queued: list[int]) -> None:
 
 def test_memory_retire_over_http(api: Any, queued: list[int], assert_error) -> None:
     a = queued[0]
-    api.client.post(f"/v1/reviews/{a}/decision", json={"action": "accept"},
-                    headers=api.h("alice"))
+    api.client.post(f"/v1/reviews/{a}/decision", json={"action": "accept"}, headers=api.h("alice"))
     r = api.client.post(f"/v1/reviews/{a}/memory/retire", headers=api.h("boss"))
     assert r.status_code == 200 and r.json()["retired_by"] == "boss"
     assert_error(api.client.post(f"/v1/reviews/{a}/memory/retire", headers=api.h("boss")), 404)

@@ -83,8 +83,9 @@ def test_memory_list_retire_errors(setup, make_request) -> None:
     assert "retired by" in _run(settings, "memory", "list", "--all")
     again = CliRunner().invoke(review, ["memory", "retire", "--key", "kx"], obj=settings)
     assert again.exit_code == 1 and "not_found" in again.output
-    both = CliRunner().invoke(review, ["memory", "retire", "--key", "kx", "--item", "1"],
-                              obj=settings)
+    both = CliRunner().invoke(
+        review, ["memory", "retire", "--key", "kx", "--item", "1"], obj=settings
+    )
     assert both.exit_code == 2
 
 

@@ -15,8 +15,13 @@ REVIEWERS = 4
 ITEMS = 100
 
 
-def _work(store: ReviewStore, name: str, got: list[int], errors: list[BaseException],
-          start: threading.Barrier) -> None:
+def _work(
+    store: ReviewStore,
+    name: str,
+    got: list[int],
+    errors: list[BaseException],
+    start: threading.Barrier,
+) -> None:
     try:
         start.wait()
         while (item := store.claim_next(name)) is not None:
@@ -26,10 +31,12 @@ def _work(store: ReviewStore, name: str, got: list[int], errors: list[BaseExcept
         errors.append(exc)
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
-                                     "sqlite"], indirect=True)
-def test_four_reviewers_each_item_decided_once(store: ReviewStore, make_request,
-                                               backend: str) -> None:
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"], indirect=True
+)
+def test_four_reviewers_each_item_decided_once(
+    store: ReviewStore, make_request, backend: str
+) -> None:
     ids = store.enqueue([make_request(f"text {i}", top=(i % 97) / 100) for i in range(ITEMS)])
     assert len(set(ids)) == ITEMS
     start = threading.Barrier(REVIEWERS)
@@ -48,8 +55,11 @@ def test_four_reviewers_each_item_decided_once(store: ReviewStore, make_request,
     assert sorted(decided) == sorted(ids)  # every item, none twice
     with store._sessions() as s:
         per_item = Counter(
-            dict(s.execute(select(ReviewDecision.item_id, func.count())
-                           .group_by(ReviewDecision.item_id)).all())
+            dict(
+                s.execute(
+                    select(ReviewDecision.item_id, func.count()).group_by(ReviewDecision.item_id)
+                ).all()
+            )
         )
     assert set(per_item) == set(ids) and set(per_item.values()) == {1}
     stats = store.stats()
@@ -59,10 +69,10 @@ def test_four_reviewers_each_item_decided_once(store: ReviewStore, make_request,
         assert all(results.values()), {k: len(v) for k, v in results.items()}
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
-                                     "sqlite"], indirect=True)
-def test_same_item_claimed_by_one_of_four(store: ReviewStore, make_request,
-                                          backend: str) -> None:
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"], indirect=True
+)
+def test_same_item_claimed_by_one_of_four(store: ReviewStore, make_request, backend: str) -> None:
     (item_id,) = store.enqueue([make_request("contested")])
     start = threading.Barrier(REVIEWERS)
     outcomes: dict[str, str] = {}
@@ -85,10 +95,12 @@ def test_same_item_claimed_by_one_of_four(store: ReviewStore, make_request,
     assert store.get(item_id).claimed_by == winner
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
-                                     "sqlite"], indirect=True)
-def test_double_submitted_decision_is_recorded_once(store: ReviewStore, make_request,
-                                                    backend: str) -> None:
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"], indirect=True
+)
+def test_double_submitted_decision_is_recorded_once(
+    store: ReviewStore, make_request, backend: str
+) -> None:
     # One reviewer's decision sent four times at once (double clicks, retries).
     (item_id,) = store.enqueue([make_request("clicked twice")])
     store.claim(item_id, "alice")

@@ -44,13 +44,16 @@ def test_review_correction_is_learned(
     work_registry = tmp_path / "registry"
     shutil.copytree(tiny_registry, work_registry)
     settings = Settings(
-        registry_dir=work_registry, data_dir=shared_dir, state_dir=tmp_path / "state",
+        registry_dir=work_registry,
+        data_dir=shared_dir,
+        state_dir=tmp_path / "state",
         database_url=f"sqlite:///{tmp_path / 'review.sqlite3'}",
     )
     predictor = load_predictor(work_registry)
     before = predictor.classify([t for t, _ in candidates], top_k=5)
     wrong = [
-        (text, code) for (text, code), res in zip(candidates, before, strict=True)
+        (text, code)
+        for (text, code), res in zip(candidates, before, strict=True)
         if not res.suggestions or res.suggestions[0].code != code
     ]
     assert wrong, "the quick model already knows every candidate; pick harder texts"
@@ -73,8 +76,10 @@ def test_review_correction_is_learned(
     labelled = tmp_path / "labelled_data"
     shutil.copytree(ROOT / "labelled_data", labelled)
     out = CliRunner().invoke(
-        review, ["export", "--output", str(labelled / "review" / "reviewed.csv")],
-        obj=settings, catch_exceptions=False,
+        review,
+        ["export", "--output", str(labelled / "review" / "reviewed.csv")],
+        obj=settings,
+        catch_exceptions=False,
     )
     assert out.exit_code == 0 and "wrote 1 reviewed rows" in out.output, out.output
     store.engine.dispose()

@@ -50,4 +50,3 @@ def test_from_url_without_migrating_sees_no_schema(tmp_path: Path) -> None:
     store = ReviewStore.from_url(f"sqlite:///{tmp_path / 'empty.sqlite3'}", migrate=False)
     assert store.ping() is False
     store.engine.dispose()
-

@@ -134,7 +134,10 @@ def test_decisions_accept_correct_reject_skip(store: ReviewStore, make_request) 
     store.claim(a, "alice")
     done = store.decide(a, "alice", "accept", note="clear case")
     assert (done.status, done.decision, done.decided_code, done.decided_by) == (
-        "decided", "accept", "020111", "alice"
+        "decided",
+        "accept",
+        "020111",
+        "alice",
     )
     assert store.decide(b, "alice", "accept", code="0201").decided_code == "0201"
     with pytest.raises(InvalidInput):
@@ -149,10 +152,15 @@ def test_decisions_accept_correct_reject_skip(store: ReviewStore, make_request) 
     hist = store.history(a)
     final = hist[-1]
     assert (final.actor, final.action, final.from_status, final.to_status) == (
-        "alice", "accept", "claimed", "decided"
+        "alice",
+        "accept",
+        "claimed",
+        "decided",
     )
     assert (final.from_code, final.to_code, final.model_version) == (
-        "020111", "020111", "test-model-1"
+        "020111",
+        "020111",
+        "test-model-1",
     )
     assert final.note == "clear case"
     assert [x.action for x in store.decisions(e)] == ["skip"]
@@ -177,8 +185,11 @@ def test_bad_codes_and_actions(store: ReviewStore, make_request) -> None:
 
 def test_claim_next_skips_own_and_others(store: ReviewStore, make_request) -> None:
     ids = store.enqueue(
-        [make_request("a", top=0.2), make_request("b", top=0.1, codes=("0501",)),
-         make_request("c", top=0.3)]
+        [
+            make_request("a", top=0.2),
+            make_request("b", top=0.1, codes=("0501",)),
+            make_request("c", top=0.3),
+        ]
     )
     first = store.claim_next("alice")
     assert first is not None and first.text == "b"
@@ -254,10 +265,16 @@ def test_double_review_agreement_and_dispute(store: ReviewStore, make_request) -
     ir = stats.inter_reviewer
     assert (ir.pairs, ir.agreeing) == (4, 3)
     assert ir.rate == pytest.approx(0.75)
-    assert ir.kappa == pytest.approx(cohen_kappa(
-        [("020111", "020111"), ("020111", "0501"), (NOT_AN_OFFENCE, NOT_AN_OFFENCE),
-         ("0201", "0201")]
-    ))
+    assert ir.kappa == pytest.approx(
+        cohen_kappa(
+            [
+                ("020111", "020111"),
+                ("020111", "0501"),
+                (NOT_AN_OFFENCE, NOT_AN_OFFENCE),
+                ("0201", "0201"),
+            ]
+        )
+    )
     assert stats.reviewed_today == 9 and stats.reviewed_today_by_you == 4
 
 
@@ -275,8 +292,11 @@ def test_flag_double_review_share_and_validation(store: ReviewStore, make_reques
 
 def test_stats_counts(store: ReviewStore, make_request) -> None:
     ids = store.enqueue(
-        [make_request("a", occurrences=10), make_request("b", codes=("0501",), occurrences=5),
-         make_request("c")]
+        [
+            make_request("a", occurrences=10),
+            make_request("b", codes=("0501",), occurrences=5),
+            make_request("c"),
+        ]
     )
     store.decide(ids[0], "alice", "accept")  # agrees with the model
     store.decide(ids[1], "bob", "correct", code="0502")  # disagrees

@@ -10,8 +10,12 @@ import pytest
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("path", "marker"),
-    [("/review", 'data-page="queue"'), ("/review/login", 'id="api-key"'),
-     ("/review/progress", 'data-page="progress"'), ("/review/items/7", 'data-item-id="7"')],
+    [
+        ("/review", 'data-page="queue"'),
+        ("/review/login", 'id="api-key"'),
+        ("/review/progress", 'data-page="progress"'),
+        ("/review/items/7", 'data-item-id="7"'),
+    ],
 )
 def test_pages_render_with_csp(api: Any, path: str, marker: str) -> None:
     r = api.client.get(path)

@@ -38,9 +38,16 @@ def _write(folder: Path, rows: list[dict[str, str]]) -> Path:
 
 
 def _row(text, code, key):
-    return {"text": text, "iccs_code": code, "source": "handwritten", "source_key": key,
-            "language": "en", "style": "narrative", "confidence": "high",
-            "split_group": "handwritten"}
+    return {
+        "text": text,
+        "iccs_code": code,
+        "source": "handwritten",
+        "source_key": key,
+        "language": "en",
+        "style": "narrative",
+        "confidence": "high",
+        "split_group": "handwritten",
+    }
 
 
 def test_committed_rows_follow_the_schema():
@@ -92,15 +99,17 @@ def test_validator_rejects_an_invalid_code(tmp_path):
 
 
 def test_validator_rejects_conflicting_duplicates(tmp_path):
-    folder = _write(tmp_path, [_row("Theft of bicycle", "0502", "a"),
-                               _row("theft of bicycle!", "0501", "b")])
+    folder = _write(
+        tmp_path, [_row("Theft of bicycle", "0502", "a"), _row("theft of bicycle!", "0501", "b")]
+    )
     result = assemble(tmp_path / "nowhere", folder, include_reference=False)
     assert any("conflicting codes" in p for p in result.problems)
 
 
 def test_validator_merges_duplicates(tmp_path):
-    folder = _write(tmp_path, [_row("Theft of bicycle", "0502", "a"),
-                               _row("theft of  bicycle", "0502", "b")])
+    folder = _write(
+        tmp_path, [_row("Theft of bicycle", "0502", "a"), _row("theft of  bicycle", "0502", "b")]
+    )
     result = assemble(tmp_path / "nowhere", folder, include_reference=False)
     assert result.problems == [] and len(result.rows) == 1 and result.merged_duplicates == 1
 
@@ -113,18 +122,21 @@ def test_validator_requires_split_group(tmp_path):
 
 @needs_shared
 def test_corpus_stats_cli_json():
-    result = CliRunner().invoke(main, ["corpus", "stats", "--format", "json"],
-                                env={"ICCS_DATA_DIR": str(SHARED)})
+    result = CliRunner().invoke(
+        main, ["corpus", "stats", "--format", "json"], env={"ICCS_DATA_DIR": str(SHARED)}
+    )
     assert result.exit_code == 0, result.output
     stats = json.loads(result.output)
-    assert {"rows", "per_source", "per_language", "per_section",
-            "categories_with_at_least"} <= set(stats)
+    assert {"rows", "per_source", "per_language", "per_section", "categories_with_at_least"} <= set(
+        stats
+    )
     assert stats["categories_with_at_least"]["1"] == 320
 
 
 def _ref(text, code, source, key, confidence="high"):
-    return LabelledRow(text, code, source, key, style="official_title",
-                       confidence=confidence, split_group=source)
+    return LabelledRow(
+        text, code, source, key, style="official_title", confidence=confidence, split_group=source
+    )
 
 
 def _codes(result):
@@ -134,31 +146,36 @@ def _codes(result):
 def test_parent_phrase_does_not_override_a_consistent_deeper_label():
     # The manual lists "Kidnapping" under 02022 (a parent's inclusions repeat its children's)
     # and as the title of 020221; a national list maps it to 020221 too.
-    result = validate_and_merge([
-        _ref("Kidnapping", "02022", "iccs_manual", "02022:inclusion:0"),
-        _ref("Kidnapping", "020221", "iccs_manual", "020221:title"),
-        _ref("KIDNAPPING", "020221", "us_ncic_codes", "1099", confidence="medium"),
-        _ref("Extortion", "0205", "iccs_manual", "0205:inclusion:1"),
-        _ref("EXTORTION", "02051", "in_ipc_sections", "IPC_384", confidence="medium"),
-    ])
+    result = validate_and_merge(
+        [
+            _ref("Kidnapping", "02022", "iccs_manual", "02022:inclusion:0"),
+            _ref("Kidnapping", "020221", "iccs_manual", "020221:title"),
+            _ref("KIDNAPPING", "020221", "us_ncic_codes", "1099", confidence="medium"),
+            _ref("Extortion", "0205", "iccs_manual", "0205:inclusion:1"),
+            _ref("EXTORTION", "02051", "in_ipc_sections", "IPC_384", confidence="medium"),
+        ]
+    )
     assert result.problems == []
     codes = _codes(result)
     assert {codes[("iccs_manual", "02022:inclusion:0")], codes[("us_ncic_codes", "1099")]} == {
-        "020221"}
+        "020221"
+    }
     assert codes[("iccs_manual", "0205:inclusion:1")] == "02051"
     assert len(result.resolved_conflicts) == 2
 
 
 def test_parent_phrase_keeps_priority_when_deeper_labels_disagree_or_are_unrelated():
-    result = validate_and_merge([
-        # deeper labels on two different branches: the parent is their common ground
-        _ref("Detention", "02022", "iccs_manual", "02022:inclusion:9"),
-        _ref("DETENTION", "020221", "us_ncic_codes", "1"),
-        _ref("detention", "020222", "us_denver_offense_codes", "2"),
-        # not a descendant: plain source priority (manual over national list)
-        _ref("Torture", "11011", "iccs_manual", "11011:inclusion:0"),
-        _ref("TORTURE", "020111", "us_ca_doj_offense_codes", "13000"),
-    ])
+    result = validate_and_merge(
+        [
+            # deeper labels on two different branches: the parent is their common ground
+            _ref("Detention", "02022", "iccs_manual", "02022:inclusion:9"),
+            _ref("DETENTION", "020221", "us_ncic_codes", "1"),
+            _ref("detention", "020222", "us_denver_offense_codes", "2"),
+            # not a descendant: plain source priority (manual over national list)
+            _ref("Torture", "11011", "iccs_manual", "11011:inclusion:0"),
+            _ref("TORTURE", "020111", "us_ca_doj_offense_codes", "13000"),
+        ]
+    )
     codes = _codes(result)
     assert set(codes[k] for k in codes if k[1] in ("02022:inclusion:9", "1", "2")) == {"02022"}
     assert codes[("us_ca_doj_offense_codes", "13000")] == "11011"
@@ -166,11 +183,18 @@ def test_parent_phrase_keeps_priority_when_deeper_labels_disagree_or_are_unrelat
 
 def test_parent_rule_does_not_override_own_rows():
     # A hand-written label is a person's decision, even at a parent level.
-    result = validate_and_merge([
-        LabelledRow("grabbed her arm and groped", "03012", "handwritten", "hw-1",
-                    split_group="handwritten"),
-        _ref("grabbed her arm and groped", "030121", "uk_crown_court_offences", "h:1"),
-    ])
+    result = validate_and_merge(
+        [
+            LabelledRow(
+                "grabbed her arm and groped",
+                "03012",
+                "handwritten",
+                "hw-1",
+                split_group="handwritten",
+            ),
+            _ref("grabbed her arm and groped", "030121", "uk_crown_court_offences", "h:1"),
+        ]
+    )
     assert set(_codes(result).values()) == {"03012"}
 
 
@@ -178,20 +202,24 @@ def _boston_fixture(tmp_path, crosswalk_lines):
     data = tmp_path / "data" / "us_boston_offense_codes"
     data.mkdir(parents=True)
     (data / "boston_offense_codes.csv").write_text(
-        "OFFENSE_CODE,NAME\n1,Bag snatching\n2,Offences under the Act\n", encoding="utf-8")
+        "OFFENSE_CODE,NAME\n1,Bag snatching\n2,Offences under the Act\n", encoding="utf-8"
+    )
     folder = tmp_path / "crosswalks"
     folder.mkdir()
     (folder / "us_boston_offense_codes.csv").write_text(
-        "source_key,iccs_code,confidence,rationale\n" + "".join(crosswalk_lines),
-        encoding="utf-8")
+        "source_key,iccs_code,confidence,rationale\n" + "".join(crosswalk_lines), encoding="utf-8"
+    )
     return folder
 
 
 def test_crosswalk_can_exclude_a_text_from_training(tmp_path):
-    folder = _boston_fixture(tmp_path, [
-        "1,050221,high,bag snatch\n",
-        f"2,{EXCLUDE},high,excluded: placeholder text\n",
-    ])
+    folder = _boston_fixture(
+        tmp_path,
+        [
+            "1,050221,high,bag snatch\n",
+            f"2,{EXCLUDE},high,excluded: placeholder text\n",
+        ],
+    )
     missing, excluded = [], []
     rows = list(crosswalk_rows(tmp_path, folder, missing, excluded))
     assert [(r.source_key, r.iccs_code) for r in rows] == [("1", "050221")]

@@ -15,11 +15,19 @@ def test_evaluate_a_labelled_file(tiny_registry, tmp_path):
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["text", "iccs_code"])
-        w.writerows([["burglary of a dwelling at night", "05012"], ["N/A", "not_an_offence"],
-                     ["possession of heroin", "060111"], ["theft of a bicycle", "05022"]])
-    result = CliRunner().invoke(main, ["evaluate", "--input", str(path), "--output",
-                                       str(tmp_path / "out")],
-                                env={"ICCS_REGISTRY_DIR": str(tiny_registry)})
+        w.writerows(
+            [
+                ["burglary of a dwelling at night", "05012"],
+                ["N/A", "not_an_offence"],
+                ["possession of heroin", "060111"],
+                ["theft of a bicycle", "05022"],
+            ]
+        )
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--input", str(path), "--output", str(tmp_path / "out")],
+        env={"ICCS_REGISTRY_DIR": str(tiny_registry)},
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["rows"] == 4

@@ -19,13 +19,28 @@ def test_quick_model_is_registered_and_promoted(tiny_registry):
     version = reg.active()
     assert version and reg.is_complete(version)
     manifest = reg.manifest(version)
-    for key in ("version", "taxonomy_version", "git_sha", "training_data_hash", "config",
-                "thresholds", "calibration", "metrics_summary", "target_precision"):
+    for key in (
+        "version",
+        "taxonomy_version",
+        "git_sha",
+        "training_data_hash",
+        "config",
+        "thresholds",
+        "calibration",
+        "metrics_summary",
+        "target_precision",
+    ):
         assert key in manifest
     assert manifest["taxonomy_version"] == "ICCS v1.0"
     entry = reg.path(version)
-    for name in ("metrics.json", "report.md", "MODEL_CARD.md", "config.yaml",
-                 "encoder/model.onnx", "abbreviations.csv"):
+    for name in (
+        "metrics.json",
+        "report.md",
+        "MODEL_CARD.md",
+        "config.yaml",
+        "encoder/model.onnx",
+        "abbreviations.csv",
+    ):
         assert (entry / name).exists(), name
     metrics = json.loads((entry / "metrics.json").read_text())
     assert metrics["onnx_parity_min_cosine"] >= 0.999
@@ -76,8 +91,9 @@ def test_int8_embeddings_do_not_depend_on_batch_companions(tiny_registry, tmp_pa
     from training.export import QUANT_RECIPES, quantize
 
     folder = tmp_path / "encoder"
-    shutil.copytree(Registry(tiny_registry).path(Registry(tiny_registry).active()) / "encoder",
-                    folder)
+    shutil.copytree(
+        Registry(tiny_registry).path(Registry(tiny_registry).active()) / "encoder", folder
+    )
     quantize(folder, next(iter(QUANT_RECIPES)))
     enc = OnnxEncoder(folder, int8=True, threads=1, workers=2)
     texts = ["burglary", "assault occasioning actual bodily harm to a police officer on duty"]
@@ -113,6 +129,7 @@ def test_shorthand_vocabulary_is_saved_and_read_when_serving(tiny_registry, tiny
     vocabulary = json.loads((entry / "vocabulary.json").read_text())
     shorthand = tiny_predictor.normalizer.shorthand
     assert shorthand is not None and shorthand.vocabulary == vocabulary
+
     # Frequent training words with their vowels dropped are read as words when served.
     def skeleton(w: str) -> str:
         return w[0] + "".join(c for c in w[1:] if c not in "aeiouy")
@@ -120,7 +137,9 @@ def test_shorthand_vocabulary_is_saved_and_read_when_serving(tiny_registry, tiny
     shorthands = [
         skeleton(w)
         for w, n in sorted(vocabulary.items(), key=lambda kv: -kv[1])
-        if n >= 3 and len(skeleton(w)) >= 4 and skeleton(w) not in vocabulary
+        if n >= 3
+        and len(skeleton(w)) >= 4
+        and skeleton(w) not in vocabulary
         and skeleton(w) not in shorthand.known_words
         and abbreviation_cost(skeleton(w), w) <= shorthand.max_cost
     ][:20]

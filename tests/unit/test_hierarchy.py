@@ -23,8 +23,9 @@ def test_node_probabilities_are_consistent_down_the_tree():
     clf = HierarchicalClassifier().fit(X, y)
     nodes = clf.node_proba(X)
     idx = {n: i for i, n in enumerate(clf.nodes_)}
-    np.testing.assert_allclose(nodes[:, idx["02011"]],
-                               nodes[:, idx["020111"]] + nodes[:, idx["020112"]])
+    np.testing.assert_allclose(
+        nodes[:, idx["02011"]], nodes[:, idx["020111"]] + nodes[:, idx["020112"]]
+    )
     np.testing.assert_allclose(nodes[:, idx["02"]], nodes[:, idx["0201"]])
     # Sections plus the non-offence node cover all the probability.
     total = nodes[:, idx["02"]] + nodes[:, idx["05"]] + nodes[:, idx["not_an_offence"]]

@@ -8,8 +8,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def test_every_setting_is_documented_in_the_readme():
     text = README.read_text("utf-8")
-    missing = [name for name in Settings.model_fields
-               if f"ICCS_{name.upper()}" not in text]
+    missing = [name for name in Settings.model_fields if f"ICCS_{name.upper()}" not in text]
     assert not missing, f"settings missing from README: {missing}"
 
 

@@ -67,9 +67,7 @@ def progress_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
-def item_page(
-    request: Request, item_id: Annotated[int, PathParam(ge=1)]
-) -> HTMLResponse:
+def item_page(request: Request, item_id: Annotated[int, PathParam(ge=1)]) -> HTMLResponse:
     """Item view: text, suggestions, code search, decision, history."""
     return _page(request, "item.html", "item", title=f"Item {item_id}", item_id=item_id)
 
@@ -81,6 +79,7 @@ def static_file(name: str) -> Response:
         raise NotFound(f"No static file '{name[:50]}'.")
     body = (_HERE / "static" / name).read_bytes()
     return Response(
-        body, media_type=_STATIC[name],
+        body,
+        media_type=_STATIC[name],
         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
     )

@@ -109,7 +109,10 @@ def classify(
     """
     precision = check_record(body, services.settings)
     rec = coder.code(
-        [body.text], [body.id], top_k=body.top_k, min_precision=precision,
+        [body.text],
+        [body.id],
+        top_k=body.top_k,
+        min_precision=precision,
         languages=[body.language],
     )[0]
     _count(services, [rec])
@@ -164,7 +167,11 @@ def classify_batch(
             precision = check_record(item, settings)
         except ValidationError as exc:
             results[index] = _item_error(
-                index, raw, "validation_error", "The item does not match the schema.", 422,
+                index,
+                raw,
+                "validation_error",
+                "The item does not match the schema.",
+                422,
                 validation_context(exc.errors()),
             )
             continue

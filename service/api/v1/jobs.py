@@ -152,9 +152,7 @@ def create_job(
     min_precision: Annotated[
         float | None, Form(description="Target precision of automatic coding.")
     ] = None,
-    to_review: Annotated[
-        bool, Form(description="Queue the review rows for reviewers.")
-    ] = False,
+    to_review: Annotated[bool, Form(description="Queue the review rows for reviewers.")] = False,
     batch_name: Annotated[str | None, Form(description="Batch name of queued reviews.")] = None,
     encoding: Annotated[str | None, Form(description="CSV encoding (default: detected).")] = None,
     delimiter: Annotated[str | None, Form(description="CSV delimiter (default: sniffed).")] = None,

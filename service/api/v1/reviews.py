@@ -195,7 +195,8 @@ class StatsResponse(BaseModel):
     """Progress summary."""
 
     reviewer: str | None = Field(
-        None, description="Name of the caller's key (the page shows who is signed in).",
+        None,
+        description="Name of the caller's key (the page shows who is signed in).",
         examples=["alice"],
     )
     reviewed_today: int = Field(description="Decisions (not skips) since 00:00 UTC.")
@@ -293,8 +294,7 @@ def item_response(
         decision=item.decision,
         decided_code=item.decided_code,
         decided_label=(
-            tax.title(item.decided_code) if item.decided_code and item.decided_code in tax
-            else None
+            tax.title(item.decided_code) if item.decided_code and item.decided_code in tax else None
         ),
         decided_by=item.decided_by,
         decided_at=aware(item.decided_at),
@@ -304,8 +304,11 @@ def item_response(
         reviews_done=done,
         decisions=[
             DecisionOut(
-                reviewer=d.reviewer, action=d.action, code=d.code,
-                at=aware(d.at) or d.at, note=d.note,
+                reviewer=d.reviewer,
+                action=d.action,
+                code=d.code,
+                at=aware(d.at) or d.at,
+                note=d.note,
             )
             for d in shown
         ],
@@ -320,14 +323,21 @@ def history_response(
     hide = blind and not (viewer is not None and viewer.can(MANAGE))
     out = []
     for e in entries:
-        masked = hide and e.actor not in ("system", viewer.name if viewer else "") and (
-            e.action in FINAL_ACTIONS
+        masked = (
+            hide
+            and e.actor not in ("system", viewer.name if viewer else "")
+            and (e.action in FINAL_ACTIONS)
         )
         out.append(
             AuditEntryResponse(
-                at=aware(e.at) or e.at, actor=e.actor, action=e.action,
-                from_status=e.from_status, to_status=e.to_status, from_code=e.from_code,
-                to_code=None if masked else e.to_code, model_version=e.model_version,
+                at=aware(e.at) or e.at,
+                actor=e.actor,
+                action=e.action,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                from_code=e.from_code,
+                to_code=None if masked else e.to_code,
+                model_version=e.model_version,
                 note=None if masked else e.note,
             )
         )
@@ -381,15 +391,22 @@ def list_reviews(
 ) -> ReviewListResponse:
     """Items filtered and ordered: lowest confidence first, or the most frequent texts first."""
     flt = ItemFilter(
-        status=status, section=section, min_confidence=min_confidence,
-        max_confidence=max_confidence, batch=batch, origin=origin,
-        created_from=created_from, created_to=created_to,
+        status=status,
+        section=section,
+        min_confidence=min_confidence,
+        max_confidence=max_confidence,
+        batch=batch,
+        origin=origin,
+        created_from=created_from,
+        created_to=created_to,
     )
     page = store.list_items(flt, order=order, limit=limit, offset=offset)
     counts = store.final_counts([i.id for i in page.items])
     return ReviewListResponse(
         items=[item_response(i, [], principal, counts.get(i.id, 0)) for i in page.items],
-        total=page.total, limit=page.limit, offset=page.offset,
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
     )
 
 
@@ -406,8 +423,11 @@ def claim_next(
     """Lease the next item this reviewer may work on, atomically; null when none is left."""
     body = body or ClaimNextRequest()
     flt = ItemFilter(
-        section=body.section, batch=body.batch, origin=body.origin,
-        min_confidence=body.min_confidence, max_confidence=body.max_confidence,
+        section=body.section,
+        batch=body.batch,
+        origin=body.origin,
+        min_confidence=body.min_confidence,
+        max_confidence=body.max_confidence,
     )
     item = store.claim_next(principal.name, flt, order=body.order)
     return ClaimNextResponse(item=_full(store, item, principal) if item else None)
@@ -443,9 +463,7 @@ def claim_review(item_id: ItemId, store: StoreDep, principal: Reviewer) -> Revie
     summary="Give a claimed item back",
     responses=_errors(404, 422, conflict=True),
 )
-def release_review(
-    item_id: ItemId, store: StoreDep, principal: Reviewer
-) -> ReviewItemResponse:
+def release_review(item_id: ItemId, store: StoreDep, principal: Reviewer) -> ReviewItemResponse:
     """Return the item to the queue without deciding it."""
     return _full(store, store.release(item_id, principal.name), principal)
 
@@ -461,9 +479,7 @@ def decide_review(
     return _full(store, item, principal)
 
 
-@router.get(
-    "/{item_id}/history", summary="Audit trail of an item", responses=_errors(404, 422)
-)
+@router.get("/{item_id}/history", summary="Audit trail of an item", responses=_errors(404, 422))
 def review_history(item_id: ItemId, store: StoreDep, principal: Reviewer) -> HistoryResponse:
     """Every state change: who, when, from what, to what, and the suggesting model."""
     item = store.get(item_id)
@@ -479,6 +495,8 @@ def retire_memory(item_id: ItemId, store: StoreDep, principal: Admin) -> MemoryR
     """Stop coding later identical texts with this item's decision."""
     entry = store.memory_retire(principal.name, item_id=item_id)
     return MemoryRetireResponse(
-        text_key=entry.text_key, code=entry.code, retired_by=entry.retired_by,
+        text_key=entry.text_key,
+        code=entry.code,
+        retired_by=entry.retired_by,
         retired_at=aware(entry.retired_at),
     )

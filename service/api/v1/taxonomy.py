@@ -26,7 +26,10 @@ Level = Annotated[
 
 def _out(cat: Category) -> CategoryOut:
     return CategoryOut(
-        code=cat.code, label=cat.title, level=cat.level, level_name=cat.level_name,
+        code=cat.code,
+        label=cat.title,
+        level=cat.level,
+        level_name=cat.level_name,
         parent=cat.parent,
     )
 
