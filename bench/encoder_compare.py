@@ -93,8 +93,8 @@ def summarise(pred: np.ndarray, truth: np.ndarray, grp: np.ndarray, lang: np.nda
     if (~national).any():
         m = by_group_metrics(pred[~national], truth[~national], lang[~national])
         out["hw_per_language"] = {
-            g: {k: round(v[k]["accuracy"], 3) for k in ("section", "division", "exact")}
-            | {"rows": v["section"]["support"] if "support" in v["section"] else None}
+            g: {k: round(v[k]["accuracy"], 3) for k in ("section", "division", "exact") if k in v}
+            | {"rows": v["exact"]["n"]}
             for g, v in m["per_source"].items()
         }
     return out
@@ -152,8 +152,9 @@ def main() -> None:
             summary["seconds"] = round(time.perf_counter() - t0, 1)
             results["runs"][f"{name}/{recipe}"] = summary
             log.info("%s/%s: %s", name, recipe, json.dumps(summary.get("national_pooled")))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2), "utf-8")
+            # Written after every run, so a long comparison leaves its figures as it goes.
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(results, indent=2), "utf-8")
     print("| encoder / recipe | section | division | group | exact | section, mean over sources |")
     print("|---|---|---|---|---|---|")
     for run, s in results["runs"].items():
