@@ -42,6 +42,7 @@ from training.metrics import (
 )
 from training.pipeline import training_rows
 from training.policy_sim import cross_fitted_decisions
+from training.report import language_table
 
 log = logging.getLogger(__name__)
 CURVE_PRECISIONS = [0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99]
@@ -289,22 +290,8 @@ def _row(name: str, m: dict[str, Any]) -> str:
 
 
 def _language_table(r: dict[str, Any]) -> list[str]:
-    """Per-language accuracy of every held-out row (section / division / exact, rows)."""
     per = r.get("per_language") or {}
-    if not per:
-        return []
-    lines = [
-        "## Per language (every held-out row: national lists and hand-written groups)",
-        "",
-        "| language | rows | section | division | exact |",
-        "|---|---|---|---|---|",
-    ]
-    for lang, m in sorted(per.items(), key=lambda kv: -kv[1]["exact"]["n"]):
-        cells = [
-            f"{m[k]['accuracy']:.3f}" if k in m else "-" for k in ("section", "division", "exact")
-        ]
-        lines.append(f"| {lang} | {m['exact']['n']} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return [*language_table(per), ""] if per else []
 
 
 def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:

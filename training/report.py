@@ -80,12 +80,13 @@ def _held_out_precision(metrics: dict[str, Any]) -> list[str]:
 
 def _languages(metrics: dict[str, Any]) -> list[str]:
     """Out-of-fold accuracy per language (national lists and hand-written groups)."""
-    langs = metrics.get("languages") or {}
-    per = langs.get("per_language")
-    if not per:
-        return []
+    per = (metrics.get("languages") or {}).get("per_language")
+    return ["", *language_table(per)] if per else []
+
+
+def language_table(per: dict[str, Any]) -> list[str]:
+    """Markdown: per language, rows and section / division / exact accuracy (largest first)."""
     lines = [
-        "",
         "## Per language (every held-out row, by the language of its text)",
         "",
         "| language | rows | section | division | exact |",
