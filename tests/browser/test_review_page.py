@@ -15,7 +15,10 @@ def login(page: Any, site: Any, who: str = "alice", path: str = "/review") -> No
     page.goto(site.url + "/review/login?next=" + path)
     page.get_by_label("API key").fill(site.keys[who])
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(re.escape(path.split("?")[0]) + r"(\?.*)?$"))
+    # Anchored at the site: the login page's own URL ends with "?next=<path>", and an
+    # unanchored pattern matched it before the redirect (a race that failed under load).
+    target = re.escape(site.url + path.split("?")[0])
+    page.wait_for_url(re.compile("^" + target + r"(\?.*)?$"))
 
 
 def wait_status(page: Any, pattern: str) -> None:
