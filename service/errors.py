@@ -116,6 +116,13 @@ class Forbidden(ICCSError):
     http_status = 403
 
 
+class DatabaseUnavailable(ICCSError):
+    """The database does not answer, or is locked or full: try again later."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+
 class RateLimited(ICCSError):
     """Too many requests for one key in the current window."""
 

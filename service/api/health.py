@@ -12,16 +12,9 @@ from sqlalchemy import text
 from service.api.deps import ServicesDep
 from service.api.v1.responses import error_responses
 from service.api.v1.schemas import HealthResponse
-from service.errors import ICCSError, ModelNotReady
+from service.errors import DatabaseUnavailable, ModelNotReady
 
 router = APIRouter(tags=["health"])
-
-
-class DatabaseUnavailable(ICCSError):
-    """The database does not answer."""
-
-    code = "database_unavailable"
-    http_status = 503
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="The process is up")
