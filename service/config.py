@@ -11,6 +11,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+from service.errors import InvalidInput
+
+# The range any precision setting may take; a request's min_precision must also reach
+# ``Settings.min_precision_floor``. Checked in one place: :meth:`Settings.check_min_precision`.
+LOWEST_PRECISION = 0.5
+HIGHEST_PRECISION = 0.999
+
 class Settings(BaseSettings):
     """Runtime configuration of the service, the CLI and the training pipeline."""
 
@@ -27,10 +34,16 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite file in state_dir."
     )
     target_precision: float = Field(
-        0.95, ge=0.5, le=0.999, description="Precision that automatic coding must reach."
+        0.95,
+        ge=LOWEST_PRECISION,
+        le=HIGHEST_PRECISION,
+        description="Precision that automatic coding must reach.",
     )
     min_precision_floor: float = Field(
-        0.80, ge=0.5, le=0.999, description="Lowest min_precision a request may ask for."
+        0.80,
+        ge=LOWEST_PRECISION,
+        le=HIGHEST_PRECISION,
+        description="Lowest min_precision a request, a job or `iccs classify-file` may ask for.",
     )
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the API listens on.")
@@ -91,3 +104,18 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings read from the environment now (tests build their own instead)."""
     return Settings()
+    def check_min_precision(self, value: float) -> float:
+        """``value`` when it lies between the floor and the highest precision.
+
+        The one check of a caller's min_precision: the classify and model routes, job
+        submission and the CLI all call it, so they accept and refuse the same values.
+        """
+        if self.min_precision_floor <= value <= HIGHEST_PRECISION:
+            return value
+        raise InvalidInput(
+            f"min_precision must be between {self.min_precision_floor} and {HIGHEST_PRECISION}.",
+            field="min_precision",
+            minimum=self.min_precision_floor,
+            maximum=HIGHEST_PRECISION,
+        )
+

@@ -99,9 +99,10 @@ def open_review_store(settings: Settings, required: bool) -> Any:
 @click.option("--model", "version", default=None, help="Registry version (default: promoted).")
 @click.option(
     "--min-precision",
-    type=click.FloatRange(0.5, 0.999),
+    type=float,
     default=None,
-    help="Target precision of automatic coding (default: the model's).",
+    help="Target precision of automatic coding, from ICCS_MIN_PRECISION_FLOOR to 0.999 "
+    "(default: the model's).",
 )
 @click.option(
     "--to-review",
@@ -162,6 +163,8 @@ def classify_file(
     is classified once. Killed half-way, the same command continues where it stopped.
     """
     settings = _settings(ctx)
+    if min_precision is not None:
+        settings.check_min_precision(min_precision)
     if crosswalk_path is not None and not code_column:
         raise click.UsageError("--crosswalk needs --code-column.")
     options = BulkOptions(

@@ -24,24 +24,11 @@ from service.api.v1.schemas import (
 )
 from service.coding import CodedRecord, Coder
 from service.config import Settings
-from service.errors import BatchTooLarge, ICCSError, InvalidInput, TextTooLong
+from service.errors import BatchTooLarge, ICCSError, TextTooLong
 from service.language import detect
 from service.normalize import text_fingerprint
 
 router = APIRouter(tags=["classify"])
-MAX_PRECISION = 0.999
-
-
-def check_precision(p: float, settings: Settings) -> float:
-    """``p`` if it lies within the operator's floor and 0.999, else :class:`InvalidInput`."""
-    if not settings.min_precision_floor <= p <= MAX_PRECISION:
-        raise InvalidInput(
-            f"min_precision must be between {settings.min_precision_floor} and {MAX_PRECISION}.",
-            field="min_precision",
-            minimum=settings.min_precision_floor,
-            maximum=MAX_PRECISION,
-        )
-    return p
 
 
 def check_record(item: ClassifyRequest, settings: Settings) -> float | None:
@@ -55,7 +42,7 @@ def check_record(item: ClassifyRequest, settings: Settings) -> float | None:
         )
     if item.min_precision is None:
         return None
-    return check_precision(item.min_precision, settings)
+    return settings.check_min_precision(item.min_precision)
 
 
 def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:

@@ -23,7 +23,6 @@ from service.db import Job
 from service.errors import InvalidInput, ModelNotReady, NotFound
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-MAX_PRECISION = 0.999
 _MEDIA = {
     ".csv": "text/csv",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -165,15 +164,8 @@ def create_job(
 
     The header is checked at once: a missing column fails here (422) naming the columns found.
     """
-    if min_precision is not None and not (
-        settings.min_precision_floor <= min_precision <= MAX_PRECISION
-    ):
-        raise InvalidInput(
-            f"min_precision must be between {settings.min_precision_floor} and {MAX_PRECISION}.",
-            field="min_precision",
-            minimum=settings.min_precision_floor,
-            maximum=MAX_PRECISION,
-        )
+    if min_precision is not None:
+        settings.check_min_precision(min_precision)
     if to_review and not runner.can_queue_reviews():
         raise InvalidInput("This service has no review store to queue reviews in.")
     options = {

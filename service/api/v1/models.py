@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from service.api.deps import PredictorDep, Reader, ServicesDep
-from service.api.v1.classify import check_precision
 from service.api.v1.responses import error_responses
 from service.api.v1.schemas import ActiveModelResponse, ModelsResponse, ModelSummary
+from service.config import HIGHEST_PRECISION, LOWEST_PRECISION
 from service.taxonomy import TAXONOMY_VERSION
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -60,8 +60,8 @@ def active(
     min_precision: Annotated[
         float | None,
         Query(
-            ge=0.5,
-            le=0.999,
+            ge=LOWEST_PRECISION,
+            le=HIGHEST_PRECISION,
             description="Show the thresholds a classify call with this `min_precision` would "
             "use (within the operator's floor and 0.999) instead of the service's default.",
             examples=[0.9],
@@ -72,7 +72,7 @@ def active(
     manifest = services.manifest
     precision = predictor.default_precision
     if min_precision is not None:
-        precision = check_precision(min_precision, services.settings)
+        precision = services.settings.check_min_precision(min_precision)
     thresholds = predictor.thresholds.at(precision)
     return ActiveModelResponse(
         version=predictor.version,

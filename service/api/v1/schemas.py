@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.config import HIGHEST_PRECISION, LOWEST_PRECISION
+
 Status = Literal["auto", "review", "rejected"]
 Source = Literal["model", "review_memory"]
 
@@ -66,8 +68,8 @@ class ClassifyRequest(BaseModel):
     )
     min_precision: float | None = Field(
         None,
-        ge=0.5,
-        le=0.999,
+        ge=LOWEST_PRECISION,
+        le=HIGHEST_PRECISION,
         description=(
             "Target precision for automatic coding of this record, instead of the service's "
             "default. Must lie between the operator's `min_precision_floor` (default 0.80) and "
