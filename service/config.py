@@ -10,13 +10,13 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 from service.errors import InvalidInput
 
 # The range any precision setting may take; a request's min_precision must also reach
 # ``Settings.min_precision_floor``. Checked in one place: :meth:`Settings.check_min_precision`.
 LOWEST_PRECISION = 0.5
 HIGHEST_PRECISION = 0.999
+
 
 class Settings(BaseSettings):
     """Runtime configuration of the service, the CLI and the training pipeline."""
@@ -94,16 +94,6 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
 
-    def resolved_database_url(self) -> str:
-        """The database URL, defaulting to a SQLite file under the state directory."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.state_dir / 'iccs.sqlite3').resolve()}"
-
-
-def get_settings() -> Settings:
-    """Settings read from the environment now (tests build their own instead)."""
-    return Settings()
     def check_min_precision(self, value: float) -> float:
         """``value`` when it lies between the floor and the highest precision.
 
@@ -119,3 +109,13 @@ def get_settings() -> Settings:
             maximum=HIGHEST_PRECISION,
         )
 
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under the state directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'iccs.sqlite3').resolve()}"
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now (tests build their own instead)."""
+    return Settings()
