@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from training.corpus.sources import calibration_folds as source_folds
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -59,20 +61,8 @@ class TrainConfig:
     target_precision: float = 0.95
     # Split group -> held-out fold. Each fold's rows are predicted by a head that never saw
     # that jurisdiction's list (leave one source out); calibration and metrics use them.
-    calibration_folds: dict[str, str] = field(
-        default_factory=lambda: {
-            g: g
-            for g in (
-                "us_ca_doj",
-                "uk_crown_court",
-                "in_ipc",
-                "us_ncic",
-                "us_ca_police",
-                "us_denver",
-                "us_boston",
-            )
-        }
-    )
+    # Default: one fold per jurisdiction of training.corpus.sources.SOURCES.
+    calibration_folds: dict[str, str] = field(default_factory=source_folds)
     # Hand-written groups named hw-<language>-<origin> spread over this many extra folds:
     # predicted out of fold for the per-language figures, kept out of fine-tuning and the
     # shorthand vocabulary (0: they only train).

@@ -30,6 +30,7 @@ from service.normalize import Normalizer
 from service.taxonomy import ancestor_at, level_of, load_taxonomy
 from training.config import TrainConfig
 from training.corpus.manual import read_manual
+from training.corpus.sources import grouped_folds
 from training.finetune import load_base_model
 from training.head import NA, calibration_rows, fold_assignment, out_of_fold_logits, top_codes
 from training.metrics import (
@@ -188,18 +189,6 @@ def plot_coverage(points: list[dict[str, float]], path: Path, title: str) -> Non
     plt.close(fig)
 
 
-# Three folds of whole jurisdictions: a quicker (and stricter) run than one fold per source.
-GROUPED_FOLDS = {
-    "us_ca_doj": "california_doj",
-    "uk_crown_court": "uk_and_india",
-    "in_ipc": "uk_and_india",
-    "us_ncic": "us_police_lists",
-    "us_ca_police": "us_police_lists",
-    "us_denver": "us_police_lists",
-    "us_boston": "us_police_lists",
-}
-
-
 def full_evaluation(
     settings: Settings, version: str | None, output: Path | None, grouped: bool = False
 ) -> dict[str, Any]:
@@ -209,7 +198,7 @@ def full_evaluation(
     entry = registry.path(version)
     cfg = TrainConfig.load(entry / "config.yaml")
     if grouped and cfg.calibration_folds:
-        cfg = replace(cfg, calibration_folds=GROUPED_FOLDS)
+        cfg = replace(cfg, calibration_folds=grouped_folds())
     rows = training_rows(settings, cfg)
     groups = np.array([r.split_group for r in rows], dtype=object)
     labels = np.array([r.iccs_code for r in rows], dtype=object)

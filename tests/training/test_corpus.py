@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from service.cli import main
 from service.labels import COLUMNS, LabelledRow
 from service.taxonomy import load_taxonomy
+from training.config import TrainConfig
 from training.corpus.assemble import (
     LABELLED_DIR,
     assemble,
@@ -16,7 +17,7 @@ from training.corpus.assemble import (
     validate_and_merge,
 )
 from training.corpus.crosswalk import EXCLUDE, crosswalk_problems, crosswalk_rows
-from training.corpus.sources import SOURCES, read_source
+from training.corpus.sources import SOURCES, Source, grouped_folds, read_source
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
@@ -231,3 +232,43 @@ def test_excluded_crosswalk_row_needs_a_rationale(tmp_path):
     folder = _boston_fixture(tmp_path, ["1,050221,high,bag snatch\n", f"2,{EXCLUDE},high,\n"])
     problems = crosswalk_problems(folder)
     assert len(problems) == 1 and "excluded without a rationale" in problems[0]
+
+
+# The folds the registered default models were trained and evaluated with, before the
+# jurisdiction list moved to SOURCES: deriving them must not change a model.
+REGISTERED_CALIBRATION_FOLDS = {
+    g: g
+    for g in (
+        "us_ca_doj",
+        "uk_crown_court",
+        "in_ipc",
+        "us_ncic",
+        "us_ca_police",
+        "us_denver",
+        "us_boston",
+    )
+}
+REGISTERED_GROUPED_FOLDS = {
+    "us_ca_doj": "california_doj",
+    "uk_crown_court": "uk_and_india",
+    "in_ipc": "uk_and_india",
+    "us_ncic": "us_police_lists",
+    "us_ca_police": "us_police_lists",
+    "us_denver": "us_police_lists",
+    "us_boston": "us_police_lists",
+}
+
+
+def test_folds_derived_from_sources_are_those_the_registered_models_used():
+    assert TrainConfig().calibration_folds == REGISTERED_CALIBRATION_FOLDS
+    assert grouped_folds() == REGISTERED_GROUPED_FOLDS
+    for config in sorted((ROOT / "model_registry").glob("*-default-*/config.yaml")):
+        assert TrainConfig.load(config).calibration_folds == TrainConfig().calibration_folds
+
+
+def test_a_new_national_list_is_one_sources_entry(monkeypatch):
+    new = Source(lambda d: iter(()), "fr", "fr_natinf", "europe")
+    monkeypatch.setitem(SOURCES, "fr_natinf_codes", new)
+    assert TrainConfig().calibration_folds["fr_natinf"] == "fr_natinf"
+    assert grouped_folds()["fr_natinf"] == "europe"
+    assert list(read_source("fr_natinf_codes", SHARED)) == []

@@ -82,7 +82,7 @@ def crosswalk_rows(
     ``excluded``.
     """
     for source, entries in read_crosswalks(folder).items():
-        _, language, group = SOURCES[source]
+        language, group = SOURCES[source].language, SOURCES[source].group
         for rec in read_source(source, data_dir):
             entry = entries.get(rec.key)
             if entry is None:

@@ -102,20 +102,46 @@ def _ipc(d: Path) -> Iterator[SourceRecord]:
         yield SourceRecord(r["section"], r["offense"], {"punishment": r["punishment"]})
 
 
-# source name -> (reader, language, split group). The split group is the jurisdiction, so
-# leave-one-group-out never tests on a list whose sibling list was in training.
-SOURCES: dict[str, tuple[Callable[[Path], Iterator[SourceRecord]], str, str]] = {
-    "us_ncic_codes": (_ncic, "en", "us_ncic"),
-    "us_ca_doj_offense_codes": (_ca_doj, "en", "us_ca_doj"),
-    "us_ca_police_charge_ncic": (_ca_police, "en", "us_ca_police"),
-    "us_denver_offense_codes": (_denver, "en", "us_denver"),
-    "us_boston_offense_codes": (_boston, "en", "us_boston"),
-    "uk_crown_court_offences": (_uk, "en", "uk_crown_court"),
-    "in_ipc_sections": (_ipc, "en", "in_ipc"),
+Reader = Callable[[Path], Iterator[SourceRecord]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A national list: how to read it, and how training and evaluation hold it out."""
+
+    reader: Reader
+    language: str
+    # The split group is the jurisdiction, so leave-one-group-out never tests on a list whose
+    # sibling list was in training. Each group is one fold of the calibration (`iccs train`).
+    group: str
+    # The fold of ``iccs evaluate --grouped``: a quicker (and stricter) run holding out a
+    # region of jurisdictions at a time.
+    region: str
+
+
+# Adding a national list: a reader above, an entry here, and ``crosswalks/<name>*.csv``
+# (labelled_data/README.md, "Adding a national list").
+SOURCES: dict[str, Source] = {
+    "us_ncic_codes": Source(_ncic, "en", "us_ncic", "us_police_lists"),
+    "us_ca_doj_offense_codes": Source(_ca_doj, "en", "us_ca_doj", "california_doj"),
+    "us_ca_police_charge_ncic": Source(_ca_police, "en", "us_ca_police", "us_police_lists"),
+    "us_denver_offense_codes": Source(_denver, "en", "us_denver", "us_police_lists"),
+    "us_boston_offense_codes": Source(_boston, "en", "us_boston", "us_police_lists"),
+    "uk_crown_court_offences": Source(_uk, "en", "uk_crown_court", "uk_and_india"),
+    "in_ipc_sections": Source(_ipc, "en", "in_ipc", "uk_and_india"),
 }
+
+
+def calibration_folds() -> dict[str, str]:
+    """Split group -> fold of the calibration: one fold per jurisdiction."""
+    return {s.group: s.group for s in SOURCES.values()}
+
+
+def grouped_folds() -> dict[str, str]:
+    """Split group -> fold of the grouped evaluation: one fold per region."""
+    return {s.group: s.region for s in SOURCES.values()}
 
 
 def read_source(name: str, data_dir: Path) -> Iterator[SourceRecord]:
     """Records of one national list under ``data_dir/data``."""
-    reader, _, _ = SOURCES[name]
-    return reader(Path(data_dir) / "data")
+    return SOURCES[name].reader(Path(data_dir) / "data")
