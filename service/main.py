@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api.deps import Services
+from service.api.deps import AuthMiddleware, Services
 from service.api.errors import install_error_handlers
 from service.api.health import router as health_router
 from service.api.limits import BodyLimitMiddleware, RateLimiter
@@ -29,7 +29,7 @@ from service.api.v1.models import router as models_router
 from service.api.v1.reviews import router as reviews_router
 from service.api.v1.taxonomy import router as taxonomy_router
 from service.auth import KeyStore
-from service.bulk.jobs import JobRunner
+from service.bulk.jobs import open_jobs
 from service.coding import Coder, ReviewQueue, ReviewRequest
 from service.config import Settings, get_settings
 from service.db import session_factory, utcnow
@@ -104,9 +104,9 @@ def start_services(services: Services) -> None:
     services.startup_seconds = time.perf_counter() - start
     services.metrics.model_info.labels(predictor.version, TAXONOMY_VERSION).set(1)
     services.metrics.cold_start.set(services.startup_seconds)
-    # Bulk jobs run through the same coder, so they share the model and the review queue.
-    services.job_runner = JobRunner(settings, services.coder, services.sessions)
-    services.job_runner.start()
+    # Bulk jobs run through the same coder, so they share the model and the review queue;
+    # with ICCS_JOB_RUNNER=off this instance only queues them, for `iccs worker` to run.
+    services.job_runner = open_jobs(settings, services.coder, services.sessions)
     log.info(
         json.dumps(
             {
@@ -161,9 +161,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Bulk uploads have their own, larger limit; everything else is JSON.
         return settings.max_upload_bytes if path.startswith("/v1/jobs") else settings.max_body_bytes
 
-    # Added innermost first: the request-context middleware wraps the body limit, so 413s
-    # are counted and logged like any other answer.
+    # Added innermost first: the request-context middleware wraps the others, so 401s and
+    # 413s are counted and logged like any other answer; the key is checked before the body
+    # limit, so a client without one never gets a byte of its body read.
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    app.add_middleware(AuthMiddleware, fastapi_app=app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     app.include_router(health_router)

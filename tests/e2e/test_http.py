@@ -141,6 +141,8 @@ def test_body_limit_and_rate_limit_over_http(
         r = http.post("/v1/classify", content=chunks(), headers=h)
         assert r.request.headers.get("transfer-encoding") == "chunked"
         assert_error(r, 413, "payload_too_large")
+    # Refused bodies counted against the first key (the key is checked before the body).
+    h = {**server.key("submitter", "e2e-rate"), "content-type": "application/json"}
     with httpx.Client(base_url=server.url, timeout=30) as http:
         codes = [
             http.post("/v1/classify", json={"text": "theft"}, headers=h).status_code
