@@ -12,12 +12,12 @@ from typing import Any
 # Imported on first use: the API process starts the job runner (service.bulk.jobs) at every
 # start, and pyarrow, which the engine needs, costs it 55 MB of memory before any job runs.
 _EXPORTS = {
-    "OUTPUT_COLUMNS": "service.bulk.engine",
-    "RESULT_COLUMNS": "service.bulk.engine",
-    "BulkOptions": "service.bulk.engine",
-    "BulkSummary": "service.bulk.engine",
+    "OUTPUT_COLUMNS": "service.bulk.contract",
+    "RESULT_COLUMNS": "service.bulk.contract",
+    "BulkOptions": "service.bulk.summary",
+    "BulkSummary": "service.bulk.summary",
     "classify_file": "service.bulk.engine",
-    "classify_frame": "service.bulk.engine",
+    "classify_frame": "service.bulk.frame",
     "Crosswalk": "service.bulk.crosswalk",
     "build_crosswalk": "service.bulk.crosswalk",
     "write_crosswalk": "service.bulk.crosswalk",

@@ -38,16 +38,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.bulk import io as bio
-from service.bulk.engine import (
-    CLASSIFY_BATCH,
+from service.bulk.contract import (
     OUTPUT_COLUMNS,
     RESULT_SCHEMA,
     STATUSES,
-    BulkOptions,
-    BulkSummary,
     output_names,
     row_result,
 )
+from service.bulk.dedupe import CLASSIFY_BATCH
+from service.bulk.summary import BulkOptions, BulkSummary
 from service.errors import FileFormatError
 
 log = logging.getLogger(__name__)
@@ -361,7 +360,7 @@ def classify_file_spark(
     """``iccs classify-file --engine spark``: same output file as the local engine."""
     started = time.monotonic()
     input_path, output_path = Path(input_path), Path(output_path)
-    out_fmt = bio.file_format(output_path)
+    bio.format_of(output_path)  # an unknown output type fails before Spark starts
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
         spark = spark or get_spark()
@@ -386,7 +385,7 @@ def classify_file_spark(
             distinct = int(plan.classified.count())
             _joined(plan, keep_order=True).write.mode("overwrite").parquet(str(tmp / "parts"))
             parts = sorted((tmp / "parts").glob("part-*.parquet"))
-            summary = _assemble_spark(parts, tmp, output_path, out_fmt)
+            summary = _assemble_spark(parts, tmp, output_path)
         finally:
             plan.classified.unpersist()
             plan.keyed.unpersist()
@@ -399,7 +398,7 @@ def classify_file_spark(
     return summary
 
 
-def _assemble_spark(parts: list[Path], tmp: Path, output_path: Path, out_fmt: str) -> BulkSummary:
+def _assemble_spark(parts: list[Path], tmp: Path, output_path: Path) -> BulkSummary:
     """Stream Spark's ordered part files into one output file; count statuses on the way."""
     counts = dict.fromkeys(STATUSES, 0)
     rows = 0
@@ -415,18 +414,8 @@ def _assemble_spark(parts: list[Path], tmp: Path, output_path: Path, out_fmt: st
 
     out_tmp = tmp / ("output" + output_path.suffix)
     schema = pq.read_schema(parts[0]) if parts else None
-    columns = list(schema.names) if schema is not None else list(OUTPUT_COLUMNS)
-    if out_fmt == "csv":
-        with out_tmp.open("w", encoding="utf-8", newline="") as f:
-            bio.write_csv_header(f, columns)
-            for t in tables():
-                bio.write_csv_rows(f, t)
-    elif out_fmt == "parquet":
-        assert schema is not None
-        with pq.ParquetWriter(out_tmp, schema) as writer:
-            for t in tables():
-                writer.write_table(t.cast(schema))
-    else:
-        bio.write_xlsx(out_tmp, columns, tables())
+    if schema is None:
+        schema = pa.schema([pa.field(c, pa.string()) for c in OUTPUT_COLUMNS])
+    bio.format_of(output_path).write(out_tmp, schema, tables())
     os.replace(out_tmp, output_path)
     return BulkSummary(rows=rows, counts=counts)
