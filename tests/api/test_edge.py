@@ -3,6 +3,7 @@ database trouble, cost-aware limits, the log fingerprint and the unauthenticated
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -162,3 +163,77 @@ def test_refusals_before_the_body_keep_the_error_shape_and_the_access_log(
     # Open routes stay open; unknown routes stay 404 (no key asked for what does not exist).
     assert edge.get("/healthz").status_code == 200
     assert_error(edge.post("/v1/nothing-here", content=b"x" * 1000), 404, "not_found")
+
+
+# --- #5: bad text is a clear 4xx, per item in a batch --------------------------------------
+
+BAD_TEXTS = {
+    "lone surrogate": "theft of a \ud800 bicycle",
+    "NUL": "zq7 unusual conduct \x00 near depot",
+}
+
+
+def post_json(client: TestClient, path: str, body: Any, headers: dict[str, str]) -> Any:
+    """POST ``body`` as ASCII JSON: lone surrogates travel as ``\\ud800`` escapes."""
+    raw = json.dumps(body).encode()
+    return client.post(path, content=raw, headers={**headers, "content-type": "application/json"})
+
+
+@pytest.fixture
+def backend_client(make_client: Callable[..., TestClient], backend: dict[str, Any]) -> TestClient:
+    # Server errors come back as 500 answers, as a client would see them.
+    return make_client(raise_server_exceptions=False, **backend)
+
+
+@pytest.mark.parametrize("what", sorted(BAD_TEXTS))
+def test_unstorable_text_is_a_422_not_a_500(
+    backend_client: TestClient,
+    key_headers: Callable[..., dict[str, str]],
+    assert_error: Callable[..., dict[str, Any]],
+    what: str,
+) -> None:
+    h = key_headers(backend_client.app, "submitter")
+    # min_precision 0.999 sends the record to review: the text would be stored.
+    body = {"text": BAD_TEXTS[what], "min_precision": 0.999}
+    err = assert_error(post_json(backend_client, "/v1/classify", body, h), 422)
+    assert err["error"] == "validation_error"
+    assert err["context"]["errors"][0]["loc"] == ["body", "text"]
+    assert "\ud800" not in str(err) and "\x00" not in str(err)
+    for bad_id in (BAD_TEXTS[what], "x" * 201):
+        body = {"text": "theft of a bicycle", "id": bad_id, "min_precision": 0.999}
+        err = assert_error(post_json(backend_client, "/v1/classify", body, h), 422)
+        assert err["context"]["errors"][0]["loc"] == ["body", "id"]
+
+
+def test_a_bad_item_in_a_batch_fails_only_itself(
+    backend_client: TestClient, key_headers: Callable[..., dict[str, str]]
+) -> None:
+    h = key_headers(backend_client.app, "submitter")
+    items = [
+        {"text": "theft of a bicycle", "id": "ok-1", "min_precision": 0.999},
+        {"text": BAD_TEXTS["lone surrogate"], "id": "bad-1"},
+        {"text": BAD_TEXTS["NUL"], "id": "bad-2", "min_precision": 0.999},
+        {"text": "assault", "id": "bad-\ud800-3"},
+        {"text": "burglary of a dwelling", "id": "x" * 300},
+        {"text": "assault with a knife", "id": "ok-2", "min_precision": 0.999},
+    ]
+    r = post_json(backend_client, "/v1/classify/batch", {"items": items}, h)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [res.get("index") for res in results] == [None, 1, 2, 3, 4, None]
+    assert [res["id"] for res in results] == ["ok-1", "bad-1", "bad-2", None, None, "ok-2"]
+    for res in results[1:5]:
+        assert res["error"]["status"] == 422 and res["error"]["error"] == "validation_error"
+    assert results[0]["status"] == "review" and results[5]["status"] == "review"
+
+
+def test_body_that_is_not_utf8_is_a_4xx(
+    shared_client: TestClient,
+    headers: dict[str, dict[str, str]],
+    assert_error: Callable[..., dict[str, Any]],
+) -> None:
+    h = {**headers["submitter"], "content-type": "application/json"}
+    for raw in (b'{"text": "theft \xff\xfe of a bicycle"}', b'\xff\xfe{\x00"\x00t\x00'):
+        r = shared_client.post("/v1/classify", content=raw, headers=h)
+        assert 400 <= r.status_code < 500, r.text
+        assert_error(r, r.status_code)

@@ -21,6 +21,7 @@ from service.api.v1.schemas import (
     ErrorResponse,
     LanguageOut,
     SuggestionOut,
+    check_storable,
 )
 from service.coding import CodedRecord, Coder
 from service.config import Settings
@@ -201,8 +202,13 @@ def _code_group(
 
 
 def _raw_id(raw: Any) -> str | None:
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return str(raw["id"])[:200]
+    # Echoed only when it is a valid id: an unpaired surrogate could not even be sent back.
+    value = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(value, str) and len(value) <= 200:
+        try:
+            return check_storable(value)
+        except ValueError:
+            return None
     return None
 
 

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.config import HIGHEST_PRECISION, LOWEST_PRECISION
 
 Status = Literal["auto", "review", "rejected"]
 Source = Literal["model", "review_memory"]
+
+# NUL cannot be stored in a PostgreSQL text column, and an unpaired surrogate (JSON allows
+# "\ud800") cannot be encoded as UTF-8 at all: both would fail deep inside the database
+# layer (or on SQLite, after the record was coded), so they are refused at the edge.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_storable(value: str) -> str:
+    """``value`` unchanged, or a ValueError when it holds NUL or an unpaired surrogate."""
+    if _UNSTORABLE.search(value):
+        raise ValueError(
+            "holds a NUL character or an unpaired UTF-16 surrogate, which cannot be stored"
+        )
+    return value
+
+
+StorableStr = Annotated[str, AfterValidator(check_storable)]
 
 
 class ErrorResponse(BaseModel):
@@ -38,15 +56,16 @@ class ClassifyRequest(BaseModel):
         },
     )
 
-    text: str = Field(
+    text: StorableStr = Field(
         description=(
             "The offence description as the agency wrote it, in any language. Empty or "
             "non-offence texts are not errors: they come back `rejected` with a reason. Longer "
-            "than the service's `max_text_length` setting (default 2000): error 413."
+            "than the service's `max_text_length` setting (default 2000): error 413. A NUL "
+            "character or an unpaired surrogate: error 422."
         ),
         examples=["ASSLT W/DW"],
     )
-    id: str | None = Field(
+    id: StorableStr | None = Field(
         None,
         max_length=200,
         description="Your identifier for the record, echoed back and stored with review items.",
