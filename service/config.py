@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file in state_dir."
     )
+    db_busy_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a SQLite write waits for another writer's lock; after it the "
+        "API answers 503 database_unavailable with Retry-After.",
+    )
     target_precision: float = Field(
         0.95,
         ge=LOWEST_PRECISION,

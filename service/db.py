@@ -143,10 +143,20 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-def make_engine(url: str) -> Engine:
-    """Engine with the settings each backend needs (SQLite: WAL, foreign keys, threads)."""
+def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
+    """Engine with the settings each backend needs (SQLite: WAL, foreign keys, threads).
+
+    ``hide_parameters``: SQLAlchemy otherwise puts the bound values of a failed statement
+    (offence texts, record ids, notes) into the exception message, and from there into logs.
+    ``busy_timeout``: seconds a SQLite connection waits for another writer's lock before
+    "database is locked" (the API answers 503 then).
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -157,7 +167,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

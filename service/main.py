@@ -32,7 +32,7 @@ from service.auth import KeyStore
 from service.bulk.jobs import open_jobs
 from service.coding import Coder, ReviewQueue, ReviewRequest
 from service.config import Settings, get_settings
-from service.db import session_factory, utcnow
+from service.db import make_engine, session_factory, utcnow
 from service.models.predictor import load_predictor
 from service.models.registry import Registry
 from service.review.store import ReviewStore, init_db
@@ -79,7 +79,9 @@ def start_services(services: Services) -> None:
     start = time.perf_counter()
     if not settings.database_url:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-    engine = init_db(settings.resolved_database_url())
+    engine = init_db(
+        make_engine(settings.resolved_database_url(), settings.db_busy_timeout_seconds)
+    )
     services.engine = engine
     services.sessions = session_factory(engine)
     services.keys = KeyStore(services.sessions, cache_seconds=settings.key_cache_seconds)

@@ -9,16 +9,18 @@ names people).
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import ICCSError, RateLimited
+from service.errors import DatabaseUnavailable, ICCSError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,42 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(code, detail, status, context, headers=dict(exc.headers or {}) or None)
 
 
+# Seconds a client is asked to wait after a database error (a lock, a failover, a full disk).
+DATABASE_RETRY_AFTER = 5
+# Errors that say the database is unreachable, locked, full or timed out, not that the
+# request is wrong: the same request may well succeed later.
+DATABASE_UNAVAILABLE_ERRORS = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,
+)
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Only the error's class is logged: a driver's message can quote the statement.
+    request_id = getattr(request.state, "request_id", None)
+    log.warning(
+        json.dumps(
+            {
+                "event": "database_unavailable",
+                "error": type(getattr(exc, "orig", None) or exc).__name__,
+                "request_id": request_id,
+            }
+        )
+    )
+    err = DatabaseUnavailable(
+        "The database is unavailable or busy; retry later.",
+        request_id=request_id,
+        retry_after=DATABASE_RETRY_AFTER,
+    )
+    return JSONResponse(
+        iccs_error_body(err),
+        err.http_status,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log (ServerErrorMiddleware re-raises for the server to log
     # too); the client gets the shape and the request id to quote, not the internals.
@@ -135,4 +173,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ICCSError, _on_iccs_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    for db_error in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(db_error, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

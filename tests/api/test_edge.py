@@ -4,11 +4,18 @@ database trouble, cost-aware limits, the log fingerprint and the unauthenticated
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from service.db import make_engine
 
 MB = 1_000_000
 
@@ -237,3 +244,50 @@ def test_body_that_is_not_utf8_is_a_4xx(
         r = shared_client.post("/v1/classify", content=raw, headers=h)
         assert 400 <= r.status_code < 500, r.text
         assert_error(r, r.status_code)
+
+
+# --- #6: database trouble is a 503, and offence texts stay out of the logs -----------------
+
+CANARY = "CANARY-7731 kidnapping of Jane Roe"
+
+
+def test_sql_errors_never_carry_the_bound_parameters(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x TEXT NOT NULL UNIQUE)"))
+        conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": CANARY})
+    with pytest.raises(IntegrityError) as info, engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": CANARY})
+    assert "CANARY" not in str(info.value)
+    engine.dispose()
+
+
+def test_a_locked_database_is_a_503_with_retry_after_and_no_text_in_the_log(
+    make_client: Callable[..., TestClient],
+    key_headers: Callable[..., dict[str, str]],
+    assert_error: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = make_client(raise_server_exceptions=False, db_busy_timeout_seconds=0.2)
+    h = key_headers(client.app, "submitter")
+    settings = client.app.state.services.settings  # type: ignore[attr-defined]
+    db_file = settings.state_dir / "iccs.sqlite3"
+    locker = sqlite3.connect(db_file, isolation_level=None, timeout=0)
+    locker.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long writer elsewhere would
+    try:
+        with caplog.at_level(logging.DEBUG):
+            r = client.post(
+                "/v1/classify", json={"text": CANARY, "min_precision": 0.999}, headers=h
+            )
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    body = assert_error(r, 503, "database_unavailable")
+    assert int(r.headers["retry-after"]) >= 1
+    assert "CANARY" not in r.text
+    assert "CANARY" not in caplog.text
+    assert any("database_unavailable" in rec.getMessage() for rec in caplog.records)
+    assert body["context"]["request_id"] == r.headers["x-request-id"]
+    # Once the lock is gone the same request goes through.
+    r = client.post("/v1/classify", json={"text": CANARY, "min_precision": 0.999}, headers=h)
+    assert r.status_code == 200, r.text
