@@ -56,6 +56,7 @@ from training.policy_sim import (
     fit_target_map,
     per_source_precision,
 )
+from training.review_sim import simulate_held_out_lists
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,9 @@ def train_and_register(
                     enc_dir, fitted.scorer, corpus.texts, emb, held, cfg, multilingual
                 )
             metrics["onnx_parity_min_cosine"] = parity
+        if cfg.calibration_folds:
+            with step("review_simulation"):
+                metrics["review_simulation"] = review_simulation(corpus, fitted, calibration, emb)
         metrics["timings_seconds"] = step.total()
         write_entry(
             work,
@@ -373,6 +377,23 @@ def leave_one_source_out_metrics(
         metrics["policy"][f"{p:.2f}"] = policy_outcome(assigned, labels[held])
     log.info("leave-one-source-out summary: %s", json.dumps(summary(metrics)))
     return metrics
+
+
+def review_simulation(
+    corpus: Corpus, fitted: Fitted, calibration: dict[str, Any], emb: np.ndarray
+) -> dict[str, Any]:
+    """Step 8: how many human decisions code each held-out list whole at 0.97 precision
+    (training/review_sim.py; `iccs evaluate --simulate-review` draws the curves)."""
+    held = np.flatnonzero(fitted.folds != "")
+    proba = softmax(fitted.oof[held] / calibration["temperature"], axis=1)
+    result = simulate_held_out_lists(
+        proba, fitted.classes, corpus.labels[held], fitted.folds[held], emb[held]
+    )
+    log.info(
+        "review simulation, decisions to code every held-out list: %s",
+        {o: r["decision_share_weighted"] for o, r in result["pooled"].items()},
+    )
+    return result
 
 
 def register(registry: Registry, work: Path, version: str) -> None:

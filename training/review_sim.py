@@ -40,8 +40,9 @@ ORDERS = ("confidence", "random", "value")
 _GRID = np.round(np.arange(0.0, 0.0296, 0.0025), 4)
 # Below this many supporting rows a precision estimate is noise (as in calibration).
 MIN_SUPPORT = 20
-# Only pairs at least this similar are kept to learn the carry-over thresholds.
-MIN_PAIR_SIMILARITY = 0.5
+# The carry-over thresholds are learnt on each entry's nearest entries of its own list
+# (a decision reaches an entry through its nearest decided neighbour).
+NEIGHBOURS = 10
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,18 @@ def _nested_threshold(
     return threshold_for(scores, correct, min(target + _GRID[-1], 0.999))
 
 
+def _neighbour_pairs(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, similarity) for each entry j and its NEIGHBOURS nearest other entries i."""
+    sim = emb @ emb.T
+    np.fill_diagonal(sim, -np.inf)
+    k = min(NEIGHBOURS, len(emb) - 1)
+    if k <= 0:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    i = np.argpartition(-sim, k - 1, axis=0)[:k]  # column j: its k nearest rows
+    j = np.broadcast_to(np.arange(len(emb)), i.shape)
+    return i.ravel(), j.ravel(), sim[i, j].ravel()
+
+
 def fit_rules(sources: dict[str, SourceData], classes: np.ndarray, target: float) -> Rules:
     """Rules from the given (other) sources, nested over them so they hold on a new one."""
     names = sorted(sources)
@@ -120,10 +133,8 @@ def fit_rules(sources: dict[str, SourceData], classes: np.ndarray, target: float
     sims, same, agrees, pgrp = [], [], [], []
     for n in names:
         d = sources[n]
-        sim = d.emb @ d.emb.T
-        np.fill_diagonal(sim, -1.0)
-        i, j = np.nonzero(sim >= MIN_PAIR_SIMILARITY)
-        sims.append(sim[i, j])
+        i, j, sim = _neighbour_pairs(d.emb)
+        sims.append(sim)
         same.append(d.truth[i] == d.truth[j])
         agrees.append(d.truth[i] == classes[d.top[j]])
         pgrp.append(np.full(len(i), n, dtype=object))
@@ -250,6 +261,22 @@ def simulate_review(
     for order in ORDERS:
         out["pooled"][order] = pool(curves[order])
     return out
+
+
+def simulate_held_out_lists(
+    proba: np.ndarray,
+    classes: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
+    emb: np.ndarray,
+    target: float = 0.97,
+) -> dict[str, Any]:
+    """The simulation on held-out rows: one list per fold (out-of-fold probabilities)."""
+    sources = {
+        f: SourceData(proba[folds == f], truth[folds == f], unit_rows(emb[folds == f]))
+        for f in sorted(set(folds))
+    }
+    return simulate_review(sources, classes, target)
 
 
 def summarise(c: Curve) -> dict[str, Any]:
