@@ -10,6 +10,7 @@ from training.review_sim import (
     SourceData,
     fit_rules,
     simulate,
+    simulate_held_out_lists,
     simulate_review,
     threshold_for,
     unit_rows,
@@ -115,3 +116,18 @@ def test_simulate_review_pools_every_order_and_list() -> None:
         result["pooled"]["value"]["decision_share_weighted"]
         <= result["pooled"]["random"]["decision_share_weighted"]
     )
+
+
+def test_held_out_rows_are_split_into_one_list_per_fold() -> None:
+    rng = np.random.default_rng(6)
+    parts = [_clustered_list(rng, (10, 10, 10)) for _ in range(3)]
+    result = simulate_held_out_lists(
+        np.vstack([p.proba for p in parts]),
+        CLASSES,
+        np.concatenate([p.truth for p in parts]),
+        np.repeat(np.array(["uk", "us", "in"], dtype=object), 30),
+        np.vstack([p.emb for p in parts]) * 3.0,  # not unit length: normalised inside
+        target=0.97,
+    )
+    assert sorted(result["per_source"]) == ["in", "uk", "us"]
+    assert all(result["per_source"][s]["value"]["rows"] == 30 for s in result["per_source"])
