@@ -90,7 +90,10 @@ class Settings(BaseSettings):
         500_000_000, ge=1024, description="Largest file accepted by POST /v1/jobs."
     )
     rate_limit_per_minute: int = Field(
-        6000, ge=0, description="Requests per minute per API key (0 disables the limit)."
+        6000,
+        ge=0,
+        description="Records per minute per API key: a batch costs its items, any other call "
+        "1 (0 disables the limit).",
     )
     open_read_routes: bool = Field(
         False, description="Serve taxonomy and model routes without an API key."

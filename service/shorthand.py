@@ -17,6 +17,7 @@ letters, numbers and known words are never touched.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -27,7 +28,7 @@ from pathlib import Path
 _WORD = re.compile(r"[a-z]+")
 _VOWELS = frozenset("aeiouy")
 _INF = float("inf")
-_CACHE_LIMIT = 100_000  # resolved tokens kept per resolver (bounded: input text is open-ended)
+_CACHE_LIMIT = 100_000  # resolved tokens kept per resolver (least recently used evicted)
 
 
 def abbreviation_cost(
@@ -75,7 +76,10 @@ class ShorthandResolver:
         for word, count in self.vocabulary.items():
             if count >= min_count and len(word) >= 4:
                 self._by_first[word[0]].append((word, math.log(count)))
-        self._cache: dict[str, str] = {}
+        # Least recently used tokens are dropped when full: input text is open-ended, and a
+        # cache that stopped admitting entries would let junk keep new shorthand out for good.
+        # lru_cache is thread-safe, and the inference workers call this from several threads.
+        self._cached_resolve = functools.lru_cache(maxsize=_CACHE_LIMIT)(self._resolve)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], known_words: Iterable[str] = ()) -> ShorthandResolver:
@@ -84,9 +88,9 @@ class ShorthandResolver:
 
     def resolve(self, token: str) -> str:
         """The word ``token`` abbreviates, or ``token`` itself."""
-        hit = self._cache.get(token)
-        if hit is not None:
-            return hit
+        return self._cached_resolve(token)
+
+    def _resolve(self, token: str) -> str:
         out = token
         if len(token) >= 3 and token not in self.vocabulary and token not in self.known_words:
             best_score = -_INF
@@ -96,8 +100,6 @@ class ShorthandResolver:
                 cost = abbreviation_cost(token, word)
                 if cost <= self.max_cost and log_count - cost > best_score:
                     out, best_score = word, log_count - cost
-        if len(self._cache) < _CACHE_LIMIT:
-            self._cache[token] = out
         return out
 
     def __call__(self, text: str) -> str:

@@ -104,7 +104,12 @@ async def _send_413(send: Send, limit: int) -> None:
 
 
 class RateLimiter:
-    """At most ``per_minute`` requests per key in any 60-second window (0 disables it).
+    """At most ``per_minute`` records per key in any 60-second window (0 disables it).
+
+    A request costs its number of records (a batch of 1,000 costs 1,000; any other call 1),
+    so the limit bounds the work a key can ask for, not the number of calls. A single call
+    that costs more than the whole limit is let into an empty window (and then fills it),
+    so a key whose limit is below ``max_batch_size`` can still send full batches, slowly.
 
     In-process: each worker process counts its own requests, so with N workers a key gets up
     to N times the limit; one worker per container is the deployment this assumes.
@@ -115,23 +120,36 @@ class RateLimiter:
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self.clock = clock
-        self._hits: dict[str, deque[float]] = {}
+        # Per key: (time, cost) of each charge in the window, and their total cost.
+        self._hits: dict[str, deque[tuple[float, int]]] = {}
+        self._totals: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def check(self, key: str) -> None:
-        """Count one request for ``key``; raise :class:`RateLimited` when over the limit."""
-        if self.per_minute <= 0:
+    def check(self, key: str, cost: int = 1) -> None:
+        """Charge ``cost`` records to ``key``; raise :class:`RateLimited` when over the limit."""
+        if self.per_minute <= 0 or cost <= 0:
             return
+        cost = min(cost, self.per_minute)
         now = self.clock()
         with self._lock:
             hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.per_minute:
-                retry_after = max(1, int(hits[0] + self.window - now + 0.999))
+            total = self._totals.get(key, 0)
+            while hits and hits[0][0] <= now - self.window:
+                total -= hits.popleft()[1]
+            self._totals[key] = total
+            if total + cost > self.per_minute:
+                # When enough of the window's charges expire for this one to fit.
+                freed, until = total + cost - self.per_minute, hits[0][0]
+                for at, spent in hits:
+                    freed -= spent
+                    until = at
+                    if freed <= 0:
+                        break
+                retry_after = max(1, int(until + self.window - now + 0.999))
                 raise RateLimited(
-                    f"More than {self.per_minute} requests per minute for this key.",
+                    f"More than {self.per_minute} records per minute for this key.",
                     limit_per_minute=self.per_minute,
                     retry_after=retry_after,
                 )
-            hits.append(now)
+            hits.append((now, cost))
+            self._totals[key] = total + cost

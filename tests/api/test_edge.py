@@ -15,7 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from service import shorthand
+from service.api.limits import RateLimiter
 from service.db import make_engine
+from service.errors import RateLimited
 
 MB = 1_000_000
 
@@ -291,3 +294,67 @@ def test_a_locked_database_is_a_503_with_retry_after_and_no_text_in_the_log(
     # Once the lock is gone the same request goes through.
     r = client.post("/v1/classify", json={"text": CANARY, "min_precision": 0.999}, headers=h)
     assert r.status_code == 200, r.text
+
+
+# --- #9: limits that see cost -----------------------------------------------------------------
+
+
+def test_rate_limit_counts_records_not_requests() -> None:
+    now = [0.0]
+    limiter = RateLimiter(10, clock=lambda: now[0])
+    limiter.check("k", cost=8)
+    with pytest.raises(RateLimited):
+        limiter.check("k", cost=3)
+    limiter.check("k", cost=2)
+    with pytest.raises(RateLimited) as info:
+        limiter.check("k")
+    assert info.value.context["retry_after"] == 60
+    now[0] += 60.5  # the window slid past all of them
+    limiter.check("k", cost=10)
+    # A batch larger than the whole limit is still allowed into an empty window.
+    now[0] += 61
+    limiter.check("k", cost=50)
+
+
+def test_a_batch_costs_its_records_against_the_rate_limit(
+    make_client: Callable[..., TestClient],
+    key_headers: Callable[..., dict[str, str]],
+    assert_error: Callable[..., dict[str, Any]],
+) -> None:
+    client = make_client(rate_limit_per_minute=30)
+    h = key_headers(client.app, "submitter")
+    batch = {"items": [{"text": f"theft of item {i}"} for i in range(20)]}
+    assert client.post("/v1/classify/batch", json=batch, headers=h).status_code == 200
+    r = client.post("/v1/classify/batch", json=batch, headers=h)
+    body = assert_error(r, 429, "rate_limited")
+    assert body["context"]["limit_per_minute"] == 30
+    assert int(r.headers["retry-after"]) >= 1
+
+
+def test_shorthand_cache_is_bounded_and_evicts_the_least_recently_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shorthand, "_CACHE_LIMIT", 3)
+    resolver = shorthand.ShorthandResolver({"conduct": 9, "during": 9, "dwelling": 9})
+    computed: list[str] = []
+    real = shorthand.abbreviation_cost
+
+    def counting(token: str, word: str, *args: Any, **kwargs: Any) -> float:
+        computed.append(token)
+        return real(token, word, *args, **kwargs)
+
+    monkeypatch.setattr(shorthand, "abbreviation_cost", counting)
+
+    def cost_of(token: str) -> int:
+        before = len(computed)
+        resolver.resolve(token)
+        return len(computed) - before
+
+    for token in ("cndct", "drng", "dwllng"):
+        assert cost_of(token) > 0
+    assert cost_of("cndct") == 0  # cached; now the most recently used
+    assert cost_of("dng") > 0  # a fourth token: admitted, evicting "drng" (least recent)
+    assert cost_of("dng") == 0
+    assert cost_of("cndct") == 0
+    assert cost_of("drng") > 0  # evicted, so computed again
+    assert resolver("cndct drng") == "conduct during"

@@ -146,6 +146,8 @@ def classify_batch(
             size=len(body.items),
             limit=settings.max_batch_size,
         )
+    # The rate limit counts records: the call itself paid for one when its key was checked.
+    services.limiter.check(principal.name, cost=len(body.items) - 1)
     results: list[ClassifyResponse | BatchItemError | None] = [None] * len(body.items)
     # Items asking for the same top_k and precision share one inference pass (normally all).
     groups: dict[tuple[int, float | None], list[tuple[int, ClassifyRequest]]] = {}
