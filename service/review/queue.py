@@ -1,0 +1,279 @@
+"""The queue: enqueueing review requests, reading items, listing with filters and orders.
+
+Reads never write. A lease that ran out is shown (and filtered, and counted) as the open status
+it returns to; the audit row for the expiry is written by the next write that touches the item
+(:meth:`Leases.release_expired`, a claim or a decision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+
+from service.coding import ReviewRequest
+from service.db import AuditEntry, ReviewDecision, ReviewItem, utcnow
+from service.errors import InvalidInput, NotFound
+from service.review.base import StoreBase
+from service.review.values import (
+    CLAIMED,
+    DISPUTED,
+    FINAL_ACTIONS,
+    OPEN_STATUSES,
+    ORDER_NEWEST,
+    ORDER_OCCURRENCES,
+    ORDERS,
+    PENDING,
+    STATUSES,
+    SYSTEM_ACTOR,
+    ItemFilter,
+    day_start,
+    section_of,
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the queue listing."""
+
+    items: list[ReviewItem]
+    total: int
+    limit: int
+    offset: int
+
+
+def lease_expired(now: datetime) -> Any:
+    """SQL: the item is claimed but its lease ran out."""
+    t = ReviewItem
+    return and_(t.status == CLAIMED, t.claim_expires_at < now)
+
+
+def status_is(status: str, now: datetime) -> Any:
+    """SQL: the item's status as readers see it (an expired lease counts as open again).
+
+    Written as ORs over the stored status, not as a CASE, so the status index still serves.
+    """
+    t = ReviewItem
+    if status == PENDING:
+        return or_(t.status == PENDING, and_(lease_expired(now), t.reviews_required < 3))
+    if status == DISPUTED:
+        return or_(t.status == DISPUTED, and_(lease_expired(now), t.reviews_required >= 3))
+    if status == CLAIMED:
+        return and_(t.status == CLAIMED, t.claim_expires_at >= now)
+    return t.status == status
+
+
+def seen_status(now: datetime) -> Any:
+    """SQL expression of :func:`status_is`'s status, for grouping."""
+    t = ReviewItem
+    return case(
+        (lease_expired(now), case((t.reviews_required >= 3, DISPUTED), else_=PENDING)),
+        else_=t.status,
+    )
+
+
+class Queue(StoreBase):
+    """Enqueue and read."""
+
+    # --- coding side ----------------------------------------------------------------------
+
+    def enqueue(self, items: Sequence[ReviewRequest]) -> list[int]:
+        """Persist review requests (committed before return); their ids in input order.
+
+        A text already waiting for review in the same batch (same ``text_key``, item not yet
+        decided) is not queued twice: its ``occurrences`` grow and its id is returned, so a
+        text that occurs 50,000 times is one item worth 50,000 records.
+        """
+        if not items:
+            return []
+        picked: list[ReviewItem] = []
+        with self._tx() as s:
+            keys = sorted({r.text_key for r in items})
+            open_items: dict[tuple[str, str | None], ReviewItem] = {}
+            for i in range(0, len(keys), 500):
+                for it in s.scalars(
+                    select(ReviewItem)
+                    .where(
+                        ReviewItem.text_key.in_(keys[i : i + 500]),
+                        ReviewItem.status.in_(OPEN_STATUSES),
+                    )
+                    .order_by(ReviewItem.id)
+                ):
+                    open_items.setdefault((it.text_key, it.batch), it)
+            new: list[tuple[ReviewItem, ReviewRequest]] = []
+            now = utcnow()
+            for req in items:
+                found = open_items.get((req.text_key, req.batch))
+                if found is not None:
+                    found.occurrences += req.occurrences
+                    picked.append(found)
+                    continue
+                item = ReviewItem(
+                    text=req.text,
+                    text_key=req.text_key,
+                    record_id=req.record_id,
+                    origin=req.origin,
+                    batch=req.batch,
+                    occurrences=req.occurrences,
+                    status=PENDING,
+                    suggestions=list(req.suggestions),
+                    top_code=req.top_code,
+                    top_confidence=req.top_confidence,
+                    section=section_of(req.top_code),
+                    model_version=req.model_version,
+                    reviews_required=1,
+                    created_at=now,
+                )
+                new.append((item, req))
+                open_items[(req.text_key, req.batch)] = item
+                picked.append(item)
+            # One flush for all new rows (batched INSERTs), then their audit entries.
+            s.add_all([item for item, _ in new])
+            s.flush()
+            s.add_all(
+                [
+                    AuditEntry(
+                        item_id=item.id,
+                        at=now,
+                        actor=SYSTEM_ACTOR,
+                        action="enqueued",
+                        from_status=None,
+                        to_status=PENDING,
+                        from_code=None,
+                        to_code=req.top_code,
+                        model_version=req.model_version,
+                        note=f"origin={req.origin}",
+                    )
+                    for item, req in new
+                ]
+            )
+        return [item.id for item in picked]
+
+    # --- reading --------------------------------------------------------------------------
+
+    def get(self, item_id: int) -> ReviewItem:
+        """One item; :class:`NotFound` when there is none."""
+        with self._sessions() as s:
+            item = s.get(ReviewItem, item_id)
+            if item is None:
+                raise NotFound(f"No review item {item_id}.", item_id=item_id)
+            return self._expire_view(item)
+
+    def decisions(self, item_id: int) -> list[ReviewDecision]:
+        """Every decision recorded on an item (skips included), oldest first."""
+        with self._sessions() as s:
+            if s.get(ReviewItem, item_id) is None:
+                raise NotFound(f"No review item {item_id}.", item_id=item_id)
+            return list(
+                s.scalars(
+                    select(ReviewDecision)
+                    .where(ReviewDecision.item_id == item_id)
+                    .order_by(ReviewDecision.id)
+                )
+            )
+
+    def final_counts(self, item_ids: Sequence[int]) -> dict[int, int]:
+        """Final decisions (not skips) recorded per item, for listing double-review progress."""
+        if not item_ids:
+            return {}
+        with self._sessions() as s:
+            rows = s.execute(
+                select(ReviewDecision.item_id, func.count())
+                .where(
+                    ReviewDecision.item_id.in_(list(item_ids)),
+                    ReviewDecision.action.in_(FINAL_ACTIONS),
+                )
+                .group_by(ReviewDecision.item_id)
+            )
+            return {int(i): int(n) for i, n in rows}
+
+    def history(self, item_id: int) -> list[AuditEntry]:
+        """The item's audit trail, oldest first."""
+        with self._sessions() as s:
+            if s.get(ReviewItem, item_id) is None:
+                raise NotFound(f"No review item {item_id}.", item_id=item_id)
+            return list(
+                s.scalars(
+                    select(AuditEntry).where(AuditEntry.item_id == item_id).order_by(AuditEntry.id)
+                )
+            )
+
+    def list_items(
+        self,
+        flt: ItemFilter | None = None,
+        order: str = "confidence",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """A page of the queue, filtered and ordered."""
+        flt = flt or ItemFilter()
+        if order not in ORDERS:
+            raise InvalidInput(f"order must be one of {', '.join(ORDERS)}.", order=order[:30])
+        if flt.status is not None and flt.status not in STATUSES:
+            raise InvalidInput(
+                f"status must be one of {', '.join(STATUSES)}.", status=flt.status[:30]
+            )
+        with self._sessions() as s:
+            where = self._where(flt, utcnow())
+            total = s.scalar(select(func.count()).select_from(ReviewItem).where(*where)) or 0
+            rows = list(
+                s.scalars(
+                    select(ReviewItem)
+                    .where(*where)
+                    .order_by(*self._order_by(order))
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+        return Page([self._expire_view(r) for r in rows], int(total), limit, offset)
+
+    def _where(self, flt: ItemFilter, now: datetime) -> list[Any]:
+        t = ReviewItem
+        where: list[Any] = []
+        if flt.status is not None:
+            where.append(status_is(flt.status, now))
+        if flt.section is not None:
+            where.append(t.section == flt.section)
+        if flt.min_confidence is not None:
+            where.append(t.top_confidence >= flt.min_confidence)
+        if flt.max_confidence is not None:
+            where.append(t.top_confidence <= flt.max_confidence)
+        if flt.batch is not None:
+            where.append(t.batch == flt.batch)
+        if flt.origin is not None:
+            where.append(t.origin == flt.origin)
+        if flt.created_from is not None:
+            where.append(t.created_at >= day_start(flt.created_from))
+        if flt.created_to is not None:
+            where.append(t.created_at < day_start(flt.created_to, end=True))
+        if flt.reviewable_by is not None:
+            where.append(self._claimable(flt.reviewable_by, now))
+        return where
+
+    @staticmethod
+    def _order_by(order: str) -> list[Any]:
+        t = ReviewItem
+        if order == ORDER_OCCURRENCES:
+            return [t.occurrences.desc(), func.coalesce(t.top_confidence, -1.0).asc(), t.id]
+        if order == ORDER_NEWEST:
+            return [t.created_at.desc(), t.id.desc()]
+        # No suggestion at all is the least confident of all.
+        return [func.coalesce(t.top_confidence, -1.0).asc(), t.occurrences.desc(), t.id]
+
+    @staticmethod
+    def _claimable(reviewer: str, now: datetime) -> Any:
+        """Items ``reviewer`` may claim: open, not leased to someone else, not yet decided
+        (or skipped) by this reviewer."""
+        t = ReviewItem
+        already = (
+            select(ReviewDecision.id)
+            .where(ReviewDecision.item_id == t.id, ReviewDecision.reviewer == reviewer)
+            .exists()
+        )
+        return and_(
+            or_(t.status.in_((PENDING, DISPUTED)), lease_expired(now)),
+            ~already,
+        )

@@ -1,0 +1,46 @@
+"""Schema bootstrap of the review store: Alembic migrations to head, one instance at a time.
+
+The ORM classes of the queue live in :mod:`service.db` with the other tables; the migrations
+that build all of them live in ``service/review/migrations``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from service.db import make_engine
+
+_PG_MIGRATION_LOCK = 74_201_561  # arbitrary constant: serialises init_db across instances
+
+
+def alembic_config(connection: Any) -> Any:
+    """Alembic configuration that migrates on ``connection``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(Path(str(resources.files("service.review") / "migrations")))
+    )
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def init_db(url_or_engine: str | Engine) -> Engine:
+    """Create or upgrade the schema to the newest Alembic revision; returns the engine.
+
+    Safe to call from several service instances at once on PostgreSQL (an advisory lock
+    serialises the migrations) and on every start (a database at head is left alone).
+    """
+    from alembic import command
+
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        command.upgrade(alembic_config(conn), "head")
+    return engine
