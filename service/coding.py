@@ -7,7 +7,7 @@ same texts get the same answer whichever door they came in by.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from service.labels import NOT_AN_OFFENCE
@@ -58,7 +58,6 @@ class CodedRecord:
     review_id: int | None = None
     record_id: str | None = None
     language: Language | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Coder:
@@ -93,14 +92,13 @@ class Coder:
         model_results = self.predictor.classify(
             [texts[i] for i in model_idx], top_k=top_k, min_precision=min_precision
         )
+        by_model = dict(zip(model_idx, model_results, strict=True))
         out: list[CodedRecord] = [
             CodedRecord(self._from_memory(memory[k]), SOURCE_MEMORY, record_id=ids[i])
             if k in memory
-            else CodedRecord(Classification([], None, REVIEW, None, ""), record_id=ids[i])
+            else CodedRecord(by_model[i], record_id=ids[i])
             for i, k in enumerate(keys)
         ]
-        for i, res in zip(model_idx, model_results, strict=True):
-            out[i].result = res
         for rec, text, tag in zip(out, texts, declared, strict=True):
             rec.language = resolve(text, tag)
         if self.queue is not None and queue_review:
@@ -141,14 +139,11 @@ class Coder:
             out[i].review_id = review_id
 
     def _from_memory(self, code: str) -> Classification:
-        extra: dict[str, object] = {"source": SOURCE_MEMORY}
         if code == NOT_AN_OFFENCE:
-            return Classification(
-                [], None, REJECTED, NOT_AN_OFFENCE, self.predictor.version, extra=extra
-            )
+            return Classification([], None, REJECTED, NOT_AN_OFFENCE, self.predictor.version)
         cat = self.taxonomy.get(code)
         s = Suggestion(cat.code, cat.title, cat.level, self.taxonomy.path(code), 1.0)
-        return Classification([s], s, AUTO, None, self.predictor.version, extra=extra)
+        return Classification([s], s, AUTO, None, self.predictor.version)
 
 
 def suggestion_dict(s: Suggestion) -> dict[str, object]:

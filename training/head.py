@@ -23,6 +23,7 @@ from service.models.hierarchy import HierarchicalClassifier, node_aggregation
 from service.models.linear_head import LinearHead
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
+from service.models.policy import ClassColumns, rejects
 from service.models.predictor import FeatureBuilder, Scorer
 from service.taxonomy import ancestor_at, level_of
 from training.config import TrainConfig
@@ -135,15 +136,11 @@ def out_of_fold_logits(
 
 
 def top_codes(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Predicted label per row: NA when "not an offence" wins at >= 0.5, else the top code."""
-    cls = [str(c) for c in classes]
-    na = cls.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in cls else -1
-    masked = proba.copy()
-    if na >= 0:
-        masked[:, na] = -1.0
-    top = np.array([cls[i] for i in np.argmax(masked, axis=1)], dtype=object)
-    if na >= 0:
-        top[proba[:, na] >= 0.5] = NA
+    """Predicted label per row: NA when the policy rejects it as not an offence, else the
+    top offence code (the serving policy's choice, :class:`ClassColumns`)."""
+    columns = ClassColumns(classes)
+    top = np.array([columns.classes[i] for i in columns.top_offence(proba)], dtype=object)
+    top[rejects(columns.non_offence_probability(proba))] = NA
     return top
 
 
@@ -186,13 +183,9 @@ def _top1(
     proba: np.ndarray, classes: np.ndarray, truth: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     top = top_codes(proba, classes)
-    cls = [str(c) for c in classes]
-    na = cls.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in cls else -1
-    conf = np.where(
-        top == NA,
-        proba[:, na] if na >= 0 else 0.0,
-        np.max(np.where(np.arange(len(cls)) == na, -1, proba), axis=1),
-    )
+    columns = ClassColumns(classes)
+    best_offence = proba[np.arange(len(proba)), columns.top_offence(proba)]
+    conf = np.where(top == NA, columns.non_offence_probability(proba), best_offence)
     t = np.where(truth == NOT_AN_OFFENCE, NA, truth)
     return conf, (top == t)
 

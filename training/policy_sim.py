@@ -11,7 +11,7 @@ import numpy as np
 from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve, effective_target
 from service.models.hierarchy import node_aggregation
-from service.models.policy import AUTO, decide
+from service.models.policy import AUTO, ClassColumns, decide_row, rejects
 from service.taxonomy import ancestor_at, level_of, load_taxonomy
 from training.head import level_outcomes
 
@@ -19,19 +19,15 @@ from training.head import level_outcomes
 def decisions(
     proba: np.ndarray, classes: np.ndarray, thresholds: dict[int, float]
 ) -> list[str | None]:
-    """Assigned code (or None) per row under the serving policy."""
+    """Assigned code (or None) per row under the serving policy (:func:`decide_row`)."""
     tax = load_taxonomy()
+    columns = ClassColumns(classes)
     nodes, matrix = node_aggregation(classes)
     idx = {n: i for i, n in enumerate(nodes)}
     node_p = proba @ matrix
-    cls = [str(c) for c in classes]
-    na = cls.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in cls else -1
-    offence_cols = np.array([i for i, c in enumerate(cls) if c != NOT_AN_OFFENCE])
     out: list[str | None] = []
     for r in range(len(proba)):
-        top = cls[offence_cols[np.argmax(proba[r, offence_cols])]]
-        path_conf = {c: float(node_p[r, idx[c]]) for c in tax.path(top)}
-        d = decide(top, path_conf, float(proba[r, na]) if na >= 0 else 0.0, thresholds)
+        d = decide_row(proba[r], node_p[r], idx, columns, thresholds, tax.path)
         out.append(d.assigned if d.status == AUTO else None)
     return out
 
@@ -86,14 +82,13 @@ class PolicyReplay:
     """
 
     def __init__(self, proba: np.ndarray, classes: np.ndarray, truth: np.ndarray) -> None:
-        cls = [str(c) for c in classes]
-        na = cls.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in cls else -1
-        offence_cols = np.array([i for i, c in enumerate(cls) if c != NOT_AN_OFFENCE])
+        columns = ClassColumns(classes)
+        cls = columns.classes
         nodes, matrix = node_aggregation(classes)
         node_idx = {n: i for i, n in enumerate(nodes)}
         node_p = proba @ matrix
-        top = offence_cols[np.argmax(proba[:, offence_cols], axis=1)]
-        rejected = proba[:, na] >= 0.5 if na >= 0 else np.zeros(len(proba), bool)
+        top = columns.top_offence(proba)
+        rejected = rejects(columns.non_offence_probability(proba))
         n = len(proba)
         self.conf = np.zeros((n, 3))
         self.correct = np.zeros((n, 3), dtype=bool)

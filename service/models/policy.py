@@ -8,11 +8,15 @@ threshold. A section alone is too coarse to publish, so the walk stops at divisi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
+from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve, effective_target
 from service.normalize import COMBINING_MARKS
-from service.taxonomy import level_of
+from service.taxonomy import ancestor_at, level_of
 
 AUTO, REVIEW, REJECTED = "auto", "review", "rejected"
 SHALLOWEST_AUTO_LEVEL = 2
@@ -22,6 +26,47 @@ REJECT_PROBABILITY = 0.5
 _HAS_WORD = re.compile(r"[^\W\d_]{2,}|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Vowel signs between letters (Thai, Devanagari) are not letters to ``\w``: drop them first.
 _MARKS = re.compile(f"[{COMBINING_MARKS}]")
+
+
+class ClassColumns:
+    """Where the offence codes and "not an offence" sit among a head's classes.
+
+    Serving (the predictor) and training (thresholds, the policy replay, evaluation) read
+    probabilities through this one class, so both pick the same top code and reject the same
+    records.
+    """
+
+    def __init__(self, classes: Iterable[object]) -> None:
+        self.classes = [str(c) for c in classes]
+        self.offence = np.array(
+            [i for i, c in enumerate(self.classes) if c != NOT_AN_OFFENCE], dtype=np.intp
+        )
+        # -1: a head trained without non-offence examples (never rejects on content).
+        self.non_offence = (
+            self.classes.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in self.classes else -1
+        )
+
+    def non_offence_probability(self, proba: np.ndarray) -> np.ndarray:
+        """P(not an offence) of each row of ``proba`` (or of one row: a 0-d array)."""
+        if self.non_offence < 0:
+            return np.zeros(proba.shape[:-1])
+        return np.asarray(proba[..., self.non_offence])
+
+    def top_offence(self, proba: np.ndarray) -> np.ndarray:
+        """Column of the most probable offence code per row (or of one row).
+
+        Ties go to the first column, as in :meth:`ranked_offences`.
+        """
+        return np.asarray(self.offence[np.argmax(proba[..., self.offence], axis=-1)])
+
+    def ranked_offences(self, proba: np.ndarray) -> np.ndarray:
+        """Offence columns of one row, most probable first (ties: first column first)."""
+        return self.offence[np.argsort(-proba[self.offence], kind="stable")]
+
+
+def rejects(non_offence_probability: np.ndarray | float) -> np.ndarray:
+    """Whether records with these "not an offence" probabilities are rejected."""
+    return np.asarray(non_offence_probability) >= REJECT_PROBABILITY
 
 
 @dataclass(frozen=True)
@@ -75,10 +120,28 @@ def decide(
 
     ``node_conf`` maps the codes on the top suggestion's path to their probabilities.
     """
-    if non_offence_prob >= REJECT_PROBABILITY:
+    if rejects(non_offence_prob):
         return Decision(REJECTED, reason="not_an_offence")
     for level in range(level_of(top_code), SHALLOWEST_AUTO_LEVEL - 1, -1):
-        code = top_code[: {1: 2, 2: 4, 3: 5, 4: 6}[level]]
+        code = ancestor_at(top_code, level)
         if node_conf.get(code, 0.0) >= thresholds.get(level, 1.01):
             return Decision(AUTO, assigned=code)
     return Decision(REVIEW)
+
+
+def decide_row(
+    proba: np.ndarray,
+    nodes: np.ndarray,
+    node_index: dict[str, int],
+    columns: ClassColumns,
+    thresholds: dict[int, float],
+    path: Callable[[str], list[str]],
+) -> Decision:
+    """The policy on one record's probabilities: what the service and training both call.
+
+    ``proba`` is over ``columns.classes``; ``nodes`` the same row summed into every ICCS node
+    (``node_index`` gives a code's position); ``path`` a code's path from its section down.
+    """
+    top = columns.classes[int(columns.top_offence(proba))]
+    node_conf = {code: float(nodes[node_index[code]]) for code in path(top)}
+    return decide(top, node_conf, float(columns.non_offence_probability(proba)), thresholds)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +12,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 
-from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve
 from service.models.embedder import OnnxEncoder
 from service.models.linear_head import LinearHead
 from service.models.multilingual import JoinedEncoder, MultilingualEncoder
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
-from service.models.policy import REJECTED, Decision, Thresholds, decide, unusable_text_reason
+from service.models.policy import (
+    REJECTED,
+    ClassColumns,
+    Thresholds,
+    decide_row,
+    unusable_text_reason,
+)
 from service.models.registry import Registry
 from service.normalize import Normalizer
 from service.shorthand import ShorthandResolver, tokenizer_words
@@ -49,7 +54,6 @@ class Classification:
     reason: str | None
     model_version: str
     taxonomy_version: str = TAXONOMY_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FeatureBuilder:
@@ -146,9 +150,7 @@ class Predictor:
         self.thresholds = Thresholds(curves, target_map)
         self.default_precision = default_precision
         self.taxonomy = taxonomy or load_taxonomy()
-        classes = [str(c) for c in head.classes_]
-        self._offence_cols = np.array([i for i, c in enumerate(classes) if c != NOT_AN_OFFENCE])
-        self._non_offence_col = classes.index(NOT_AN_OFFENCE) if NOT_AN_OFFENCE in classes else -1
+        self.columns = ClassColumns(head.classes_)
         self._node_index = {n: i for i, n in enumerate(head.nodes_)}
 
     @classmethod
@@ -232,19 +234,15 @@ class Predictor:
     def _decide_one(
         self, proba: np.ndarray, nodes: np.ndarray, top_k: int, thresholds: dict[int, float]
     ) -> Classification:
-        non_offence = float(proba[self._non_offence_col]) if self._non_offence_col >= 0 else 0.0
-        order = self._offence_cols[np.argsort(-proba[self._offence_cols], kind="stable")]
-        suggestions = [self._suggestion(str(self.head.classes_[c]), nodes) for c in order[:top_k]]
-        top = suggestions[0].code
-        path_conf = {code: float(nodes[self._node_index[code]]) for code in suggestions[0].path}
-        decision: Decision = decide(top, path_conf, non_offence, thresholds)
+        order = self.columns.ranked_offences(proba)
+        suggestions = [self._suggestion(self.columns.classes[c], nodes) for c in order[:top_k]]
+        decision = decide_row(
+            proba, nodes, self._node_index, self.columns, thresholds, self.taxonomy.path
+        )
         assigned = None
         if decision.assigned:
             assigned = self._suggestion(decision.assigned, nodes)
-        extra = {"non_offence_probability": round(non_offence, 4)}
-        return Classification(
-            suggestions, assigned, decision.status, decision.reason, self.version, extra=extra
-        )
+        return Classification(suggestions, assigned, decision.status, decision.reason, self.version)
 
     def _suggestion(self, code: str, nodes: np.ndarray) -> Suggestion:
         cat = self.taxonomy.get(code)
