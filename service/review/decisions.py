@@ -29,7 +29,9 @@ from service.review.values import (
     REJECT,
     SKIP,
     SYSTEM_ACTOR,
+    AuditView,
     Viewer,
+    aware,
     join_note,
     validate_decision_code,
 )
@@ -53,11 +55,33 @@ def visible_decisions(
 
 def visible_history(
     item: ReviewItem, entries: Sequence[AuditEntry], viewer: Viewer | None
-) -> list[tuple[AuditEntry, bool]]:
-    """The audit trail with, per entry, whether its codes and note must be masked."""
+) -> list[AuditView]:
+    """The audit trail as ``viewer`` may see it.
+
+    While the item is blind, other reviewers' decisions lose their codes and notes. Both
+    codes: when two reviewers disagree, the "disputed" row's ``from_code`` is the first
+    reviewer's code, which a third reviewer must not see before deciding.
+    """
     hide = is_blind(item, viewer)
     own = {SYSTEM_ACTOR, viewer.name if viewer is not None and viewer.name else ""}
-    return [(e, hide and e.actor not in own and e.action in FINAL_ACTIONS) for e in entries]
+    out = []
+    for e in entries:
+        masked = hide and e.actor not in own and e.action in FINAL_ACTIONS
+        out.append(
+            AuditView(
+                at=aware(e.at) or e.at,
+                actor=e.actor,
+                action=e.action,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                from_code=None if masked else e.from_code,
+                to_code=None if masked else e.to_code,
+                model_version=e.model_version,
+                note=None if masked else e.note,
+                masked=masked,
+            )
+        )
+    return out
 
 
 class Decisions(Leases, Memory):

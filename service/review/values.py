@@ -66,6 +66,22 @@ class Viewer:
 
 
 @dataclass(frozen=True)
+class AuditView:
+    """An audit entry as one viewer may see it (codes and note masked while blind)."""
+
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    from_code: str | None
+    to_code: str | None
+    model_version: str | None
+    note: str | None
+    masked: bool = False
+
+
+@dataclass(frozen=True)
 class Agreement:
     """Agreement between the first two reviewers on double-reviewed items."""
 

@@ -239,3 +239,32 @@ def test_openapi_documents_review_routes(api: Any) -> None:
     decision = spec["paths"]["/v1/reviews/{item_id}/decision"]["post"]
     assert {"404", "409", "422"} <= set(decision["responses"])
     assert "/review" not in spec["paths"]  # the page is not part of the API
+
+
+def test_third_reviewer_does_not_see_first_code_in_history(api: Any, queued: list[int]) -> None:
+    # Issue 16 L1: the "disputed" audit row keeps reviewer 1's code in from_code.
+    a = queued[0]
+    api.client.post("/v1/reviews/double-review", json={"item_ids": [a]}, headers=api.h("boss"))
+    for who, code in (("alice", "0101"), ("bob", "0201")):
+        r = api.client.post(
+            f"/v1/reviews/{a}/decision",
+            json={"action": "correct", "code": code},
+            headers=api.h(who),
+        )
+        assert r.status_code == 200, r.text
+    assert r.json()["status"] == "disputed"
+    for who in ("carol", "alice"):
+        hist = api.client.get(f"/v1/reviews/{a}/history", headers=api.h(who)).json()["entries"]
+        others = [e for e in hist if e["actor"] not in (who, "system")]
+        shown = {e["from_code"] for e in others} | {e["to_code"] for e in others}
+        assert not shown & {"0101", "0201"} - ({"0101"} if who == "alice" else set()), hist
+    # The admin sees everything, and so does everyone once the item is settled.
+    boss = api.client.get(f"/v1/reviews/{a}/history", headers=api.h("boss")).json()["entries"]
+    assert "0101" in {e["from_code"] for e in boss}
+    api.client.post(
+        f"/v1/reviews/{a}/decision",
+        json={"action": "correct", "code": "0201"},
+        headers=api.h("carol"),
+    )
+    hist = api.client.get(f"/v1/reviews/{a}/history", headers=api.h("carol")).json()["entries"]
+    assert "0101" in {e["from_code"] for e in hist}

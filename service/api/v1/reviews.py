@@ -153,21 +153,20 @@ def history_response(
     item: ReviewItem, entries: list[AuditEntry], viewer: Principal | None
 ) -> HistoryResponse:
     """Schema of a history; codes of other reviewers are masked while double review is open."""
-    out = []
-    for e, masked in visible_history(item, entries, viewer_of(viewer)):
-        out.append(
-            AuditEntryResponse(
-                at=aware(e.at) or e.at,
-                actor=e.actor,
-                action=e.action,
-                from_status=e.from_status,
-                to_status=e.to_status,
-                from_code=e.from_code,
-                to_code=None if masked else e.to_code,
-                model_version=e.model_version,
-                note=None if masked else e.note,
-            )
+    out = [
+        AuditEntryResponse(
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            from_status=e.from_status,
+            to_status=e.to_status,
+            from_code=e.from_code,
+            to_code=e.to_code,
+            model_version=e.model_version,
+            note=e.note,
         )
+        for e in visible_history(item, entries, viewer_of(viewer))
+    ]
     return HistoryResponse(item_id=item.id, entries=out)
 
 
