@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import InvalidInput
@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     )
     review_lease_seconds: int = Field(
         600, ge=1, description="How long a claimed review item stays with its reviewer."
+    )
+    log_fingerprint_key: SecretStr | None = Field(
+        None,
+        description="Secret that keys the text fingerprint in log lines (HMAC-SHA256); default: "
+        "a random one made once in state_dir/fingerprint.key (mode 0600). Set the same value "
+        "on every instance to correlate their logs.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
 

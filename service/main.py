@@ -21,7 +21,12 @@ from service.api.deps import AuthMiddleware, Services
 from service.api.errors import install_error_handlers
 from service.api.health import router as health_router
 from service.api.limits import BodyLimitMiddleware, RateLimiter
-from service.api.observability import Metrics, RequestContextMiddleware
+from service.api.observability import (
+    Metrics,
+    RequestContextMiddleware,
+    TextFingerprint,
+    fingerprint_secret,
+)
 from service.api.ui import router as ui_router
 from service.api.v1.classify import router as classify_router
 from service.api.v1.jobs import router as jobs_router
@@ -85,6 +90,9 @@ def start_services(services: Services) -> None:
     services.engine = engine
     services.sessions = session_factory(engine)
     services.keys = KeyStore(services.sessions, cache_seconds=settings.key_cache_seconds)
+    key = settings.log_fingerprint_key
+    secret = fingerprint_secret(key.get_secret_value() if key else None, settings.state_dir)
+    services.fingerprint = TextFingerprint(secret)
     services.store = ReviewStore(engine, lease_seconds=settings.review_lease_seconds)
     predictor = load_predictor(
         settings.registry_dir,

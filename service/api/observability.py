@@ -1,4 +1,4 @@
-"""Request ids, Prometheus metrics and the one structured log line per request.
+"""Request ids, Prometheus metrics, the one structured log line per request, text fingerprints.
 
 Metrics live in a registry owned by each app, so two apps in one process (tests, a restart
 in the same interpreter) never share or double-register counters. Routes are labelled by
@@ -7,11 +7,16 @@ their template (``/v1/taxonomy/{code}``), never the raw path, to keep label sets
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
 import re
+import secrets
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -71,6 +76,51 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition text for GET /metrics."""
         return generate_latest(self.registry)
+
+
+class TextFingerprint:
+    """Short keyed fingerprint of a text for the logs: HMAC-SHA256 with a secret.
+
+    Operators can tell that two log lines are about the same text without the text being
+    logged. A bare hash would let anyone who reads the logs test candidate texts ("ASSLT
+    W/DW" is short and common); without the secret they cannot.
+    """
+
+    length = 16  # hex characters: 64 bits
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def __call__(self, text: str) -> str:
+        """The fingerprint of ``text``."""
+        data = text.encode("utf-8", "surrogatepass")
+        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()[: self.length]
+
+
+FINGERPRINT_KEY_FILE = "fingerprint.key"
+
+
+def fingerprint_secret(configured: str | None, state_dir: Path) -> bytes:
+    """The configured secret, or this installation's own (made once in ``state_dir``, 0600)."""
+    if configured:
+        return configured.encode("utf-8")
+    path = state_dir / FINGERPRINT_KEY_FILE
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # made by an earlier start (or a concurrent one)
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    for _ in range(50):  # a concurrent first start may still be writing it
+        text = path.read_text("ascii").strip()
+        if text:
+            return bytes.fromhex(text)
+        time.sleep(0.01)
+    raise RuntimeError(f"{path} is empty; delete it to make a new secret.")
 
 
 def route_template(scope: Scope) -> str:

@@ -3,9 +3,13 @@ database trouble, cost-aware limits, the log fingerprint and the unauthenticated
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import sqlite3
+import stat
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -358,3 +362,45 @@ def test_shorthand_cache_is_bounded_and_evicts_the_least_recently_used(
     assert cost_of("cndct") == 0
     assert cost_of("drng") > 0  # evicted, so computed again
     assert resolver("cndct drng") == "conduct during"
+
+
+# --- #7: the log fingerprint is keyed ------------------------------------------------------
+
+
+def _logged_fp(client: TestClient, caplog: pytest.LogCaptureFixture, text_: str) -> str:
+    keys = client.app.state.services.keys  # type: ignore[attr-defined]
+    key = keys.create(f"fp-{uuid.uuid4().hex[:8]}", "submitter")
+    h = {"Authorization": f"Bearer {key}"}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="service.api.access"):
+        assert client.post("/v1/classify", json={"text": text_}, headers=h).status_code == 200
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "service.api.access"]
+    fp: str = line["text_fp"]
+    return fp
+
+
+def test_log_fingerprint_is_an_hmac_with_a_per_installation_secret(
+    make_client: Callable[..., TestClient],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    the_text = "ASSLT W/DW"
+    bare = hashlib.sha256(the_text.encode()).hexdigest()
+    first = make_client()
+    fp = _logged_fp(first, caplog, the_text)
+    assert not bare.startswith(fp) and len(fp) >= 12
+    secret_file = first.app.state.services.settings.state_dir / "fingerprint.key"  # type: ignore[attr-defined]
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = bytes.fromhex(secret_file.read_text().strip())
+    assert len(secret) >= 32
+    assert hmac.new(secret, the_text.encode(), hashlib.sha256).hexdigest().startswith(fp)
+    # The secret is made once: the same installation keeps its fingerprints across restarts.
+    assert _logged_fp(make_client(), caplog, the_text) == fp
+    # Another installation (state dir) has another secret, so other fingerprints ...
+    other = make_client(state_dir=tmp_path / "other-state")
+    assert _logged_fp(other, caplog, the_text) != fp
+    # ... unless the operator sets one key for all instances.
+    shared = {"log_fingerprint_key": "a-key-shared-by-every-instance-0123456789"}
+    a = _logged_fp(make_client(state_dir=tmp_path / "a", **shared), caplog, the_text)
+    b = _logged_fp(make_client(state_dir=tmp_path / "b", **shared), caplog, the_text)
+    assert a == b != fp

@@ -27,7 +27,6 @@ from service.coding import CodedRecord, Coder
 from service.config import Settings
 from service.errors import BatchTooLarge, ICCSError, TextTooLong
 from service.language import detect
-from service.normalize import text_fingerprint
 
 router = APIRouter(tags=["classify"])
 
@@ -114,7 +113,7 @@ def classify(
         confidence=top.confidence if top else None,
         source=rec.source,
         review_id=rec.review_id,
-        text_fp=text_fingerprint(body.text),
+        text_fp=services.fingerprint(body.text) if services.fingerprint else None,
         text_len=len(body.text),
         language=rec.language.code if rec.language else None,
     )
