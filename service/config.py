@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         500_000_000, ge=1024, description="Largest file accepted by POST /v1/jobs."
     )
+    max_decompressed_bytes: int = Field(
+        1_000_000_000,
+        ge=1024,
+        description="Most bytes a bulk XLSX file may unpack to, and a Parquet row group may "
+        "hold uncompressed; larger files are refused (file_too_large) before they are parsed.",
+    )
     rate_limit_per_minute: int = Field(
         6000,
         ge=0,

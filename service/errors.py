@@ -88,6 +88,13 @@ class FileFormatError(InvalidInput):
     code = "file_format_error"
 
 
+class FileTooLarge(FileFormatError):
+    """A bulk file that would unpack to more than the service reads (an XLSX or Parquet bomb)."""
+
+    code = "file_too_large"
+    http_status = 413
+
+
 class NotFound(ICCSError):
     """A resource (review item, job, key) that does not exist."""
 

@@ -178,6 +178,8 @@ def classify_file(
         encoding=encoding,
         delimiter=delimiter,
         chunk_rows=chunk_rows,
+        max_text_length=settings.max_text_length,
+        max_decompressed_bytes=settings.max_decompressed_bytes,
     )
     try:
         if engine == "spark":

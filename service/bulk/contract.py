@@ -43,6 +43,8 @@ RESULT_SCHEMA = pa.schema(
     ]
 )
 STATUSES = (AUTO, REVIEW, REJECTED)
+# ``reason`` of a coded row whose text was longer than the cap: the model saw its beginning.
+TRUNCATED = "text_truncated"
 
 
 class RowResult(NamedTuple):

@@ -13,7 +13,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from service.bulk.contract import RowResult, rejected_result, row_result
+from service.bulk.contract import TRUNCATED, RowResult, rejected_result, row_result
 from service.coding import Coder, suggestion_dict
 from service.models.policy import REVIEW, unusable_text_reason
 from service.normalize import dedupe_key
@@ -52,12 +52,14 @@ class TextClassifier:
         min_precision: float | None = None,
         cache_size: int = 100_000,
         lookup: Callable[[Sequence[str]], dict[str, RowResult]] | None = None,
+        max_text_length: int | None = None,
     ) -> None:
         self.coder = coder
         self.top_k = top_k
         self.min_precision = min_precision
         self.cache_size = cache_size
         self.lookup = lookup
+        self.max_text_length = max_text_length
         self.cache: OrderedDict[str, RowResult] = OrderedDict()
         # Raw text -> key: computing a key (NFKC, regex, SHA-1) costs more than the lookup.
         self._keys: dict[str, str | None] = {}
@@ -89,6 +91,16 @@ class TextClassifier:
         n = len(texts)
         ids = ids if ids is not None else [None] * n
         reasons = reasons if reasons is not None else [None] * n
+        cap = self.max_text_length
+        cut: list[int] = []
+        if cap is not None:
+            # Cut before the key and the model: a text's cost never depends on its length
+            # beyond the cap (the API refuses such texts; a file's rows are coded anyway).
+            cut = [i for i, t in enumerate(texts) if len(t) > cap]
+            if cut:
+                texts = list(texts)
+                for i in cut:
+                    texts[i] = texts[i][:cap]
         keys: list[str | None] = []
         first: dict[str, int] = {}
         for i, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
@@ -136,6 +148,10 @@ class TextClassifier:
                 results.append(rejected_result(why, version))
             else:
                 results.append(local[row_key])
+        for i in cut:
+            # Per row, not per key: a short text may share the key of a long one's beginning.
+            if results[i].reason is None:
+                results[i] = results[i]._replace(reason=TRUNCATED)
         for k, res in local.items():
             self._remember(k, res)
         counts = Counter(k for k in keys if k is not None)

@@ -49,7 +49,7 @@ from service.bulk.dedupe import CLASSIFY_BATCH, ChunkCoding, TextClassifier
 from service.bulk.frame import cached_predictor, classify_frame
 from service.bulk.summary import BulkOptions, BulkSummary
 from service.coding import Coder, ReviewRequest
-from service.errors import ICCSError, InvalidInput
+from service.errors import Interrupted, InvalidInput
 
 __all__ = [
     "CHECKPOINT_SUFFIX",
@@ -80,14 +80,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 2  # 2: the language column
-
-
-class Interrupted(ICCSError):
-    """The run was asked to stop between two chunks; its checkpoint lets it continue later."""
-
-    code = "interrupted"
-    http_status = 503
+_FORMAT_VERSION = 3  # 2: the language column; 3: texts cut to max_text_length
 
 
 @dataclass
@@ -131,7 +124,14 @@ def classify_file(
         raise InvalidInput("The output file must not be the input file.")
     if options.to_review and coder.queue is None:
         raise InvalidInput("Queueing reviews needs a review store.")
-    reader = bio.open_reader(input_path, encoding=options.encoding, delimiter=options.delimiter)
+    reader = bio.open_reader(
+        input_path,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+        max_decompressed_bytes=options.max_decompressed_bytes,
+        # A cut cell must stay longer than the text cap, so the engine still flags it.
+        max_cell_chars=max(bio.MAX_CELL_CHARS, options.max_text_length + 1),
+    )
     text_col = bio.resolve_column(reader.columns, options.text_column, "--text-column")
     id_col = (
         bio.resolve_column(reader.columns, options.id_column, "--id-column")
@@ -196,6 +196,7 @@ def _run(plan: RunPlan) -> BulkSummary:
         min_precision=options.min_precision,
         cache_size=options.cache_size,
         lookup=ckpt.lookup,
+        max_text_length=options.max_text_length,
     )
     parts = plan.output_format.parts
     done = ckpt.rows_done

@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 
 from service.bulk import writers
 from service.bulk.readers import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    MAX_CELL_CHARS,
     REASON_MALFORMED,
     REASON_RAGGED,
     REASON_UNDECODABLE,
@@ -55,6 +57,7 @@ __all__ = [
     "REASON_RAGGED",
     "REASON_UNDECODABLE",
     "XLSX_MAX_ROWS",
+    "MAX_CELL_CHARS",
     "Chunk",
     "CsvReader",
     "Format",
@@ -157,14 +160,14 @@ FORMATS: dict[str, Format] = {
             "xlsx",
             (".xlsx",),
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            lambda path, o: XlsxReader(path),
+            lambda path, o: XlsxReader(path, o.max_decompressed_bytes),
             writers.write_xlsx_tables,
         ),
         Format(
             "parquet",
             (".parquet", ".pq"),
             "application/vnd.apache.parquet",
-            lambda path, o: ParquetReader(path),
+            lambda path, o: ParquetReader(path, o.max_decompressed_bytes, o.max_cell_chars),
             writers.write_parquet,
         ),
     )
@@ -205,12 +208,24 @@ def media_type(name: str) -> str:
     return fmt.media_type if fmt is not None else "application/octet-stream"
 
 
-def open_reader(path: Path, encoding: str | None = None, delimiter: str | None = None) -> Reader:
-    """The reader for a file, by extension."""
+def open_reader(
+    path: Path,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    *,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_cell_chars: int = MAX_CELL_CHARS,
+) -> Reader:
+    """The reader for a file, by extension.
+
+    An XLSX that unpacks to more than ``max_decompressed_bytes``, or a Parquet file with a
+    row group that large, fails at once with :class:`FileTooLarge`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"No such file: {path.name}.", path=path.name)
-    return format_of(path).read(path, ReadOptions(encoding=encoding, delimiter=delimiter))
+    options = ReadOptions(encoding, delimiter, max_decompressed_bytes, max_cell_chars)
+    return format_of(path).read(path, options)
 
 
 def resolve_column(columns: Sequence[str], wanted: str, option: str) -> str:

@@ -12,6 +12,8 @@ import datetime as dt
 import io
 import json
 import re
+import sys
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from service.bulk.sniff import (
@@ -28,7 +31,7 @@ from service.bulk.sniff import (
     detect_encoding,
     sniff_delimiter,
 )
-from service.errors import FileFormatError
+from service.errors import FileFormatError, FileTooLarge
 
 REASON_RAGGED = "ragged_row"
 REASON_UNDECODABLE = "undecodable_bytes"
@@ -42,12 +45,40 @@ def repair(value: str) -> str:
     return _SURROGATES.sub("\ufffd", value)
 
 
+def setting_default(name: str) -> int:
+    """A numeric setting's default (the core reads no environment; callers pass values)."""
+    from service.config import Settings
+
+    return int(Settings.model_fields[name].default)
+
+
+DEFAULT_MAX_DECOMPRESSED_BYTES = setting_default("max_decompressed_bytes")
+# Excel's longest cell. Parquet string cells are cut to this when read, so a few KB of
+# compressed file cannot become gigabytes of Python strings; any cut text is still longer
+# than the text cap, so the engine flags it.
+MAX_CELL_CHARS = 32_767
+# An XLSX unpacking to more than this is refused when it is also compressed more than
+# XLSX_MAX_RATIO times: spreadsheets compress 5-30x, shared-strings bombs 1000x.
+XLSX_RATIO_FLOOR = 100_000_000
+XLSX_MAX_RATIO = 200
+
+# A quoted CSV field may span many lines and be longer than the csv module's default 131,072
+# characters; that limit made the reader resume mid-field and invent rows. A field is now read
+# whole (the upload limit bounds it) and the engine cuts the text to the cap.
+try:
+    csv.field_size_limit(sys.maxsize)
+except OverflowError:  # a C long of 32 bits
+    csv.field_size_limit(2**31 - 1)
+
+
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read a file: the CSV settings a user may force (sniffed when None)."""
+    """How to read a file: the CSV settings a user may force (sniffed when None), and limits."""
 
     encoding: str | None = None
     delimiter: str | None = None
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    max_cell_chars: int = MAX_CELL_CHARS
 
 
 @dataclass
@@ -224,8 +255,11 @@ class CsvReader(_RecordReader):
 class XlsxReader(_RecordReader):
     """Streams the first worksheet of an XLSX workbook (openpyxl read-only mode)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    ) -> None:
         self.path = Path(path)
+        check_zip_size(self.path, max_decompressed_bytes)
         header = next(self._rows(), None)
         if header is None:
             raise FileFormatError("The workbook's first sheet is empty.", path=self.path.name)
@@ -276,20 +310,98 @@ class XlsxReader(_RecordReader):
             yield values, reason
 
 
-class ParquetReader:
-    """Streams a Parquet file in record batches, keeping the columns' own types."""
+def check_zip_size(path: Path, limit: int) -> None:
+    """Refuse a zip container (XLSX) that unpacks to more than ``limit`` bytes, or that is
+    compressed like a bomb, before any XML parser sees it.
 
-    def __init__(self, path: Path) -> None:
+    The sizes come from the zip directory; Python's zip reader never returns more than the
+    size a member declares, so a member cannot lie its way past this check.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileFormatError(
+            f"Not a readable XLSX workbook: {type(exc).__name__}.", path=path.name
+        ) from exc
+    size = sum(i.file_size for i in infos)
+    packed = max(sum(i.compress_size for i in infos), 1)
+    if size > limit:
+        raise FileTooLarge(
+            f"The workbook unpacks to {size:,} bytes, more than the {limit:,} read here; "
+            "save it as CSV or Parquet, or split it.",
+            unpacked_bytes=size,
+            limit=limit,
+        )
+    if size > XLSX_RATIO_FLOOR and size > XLSX_MAX_RATIO * packed:
+        raise FileTooLarge(
+            f"The workbook is compressed {size // packed:,} times ({size:,} bytes unpacked); "
+            "spreadsheets are not. Save it as CSV.",
+            unpacked_bytes=size,
+            limit=limit,
+        )
+
+
+class ParquetReader:
+    """Streams a Parquet file in record batches, keeping the columns' own types.
+
+    Column names are made unique like a CSV header's. String cells longer than
+    ``max_cell_chars`` are cut to it, and a dictionary-encoded string column is cut in its
+    dictionary before it is expanded, so one long value repeated on every row stays cheap.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_cell_chars: int = MAX_CELL_CHARS,
+    ) -> None:
         self.path = Path(path)
+        self.max_cell_chars = max_cell_chars
         try:
-            self._file = pq.ParquetFile(self.path)
+            meta = pq.ParquetFile(self.path).metadata
+            dictionary = _dictionary_columns(meta)
+            self._file = pq.ParquetFile(self.path, read_dictionary=dictionary)
         except (pa.ArrowInvalid, OSError) as exc:
             raise FileFormatError(
                 f"Not a readable Parquet file: {exc}.", path=self.path.name
             ) from exc
-        self.schema = self._file.schema_arrow
-        self.columns = list(self.schema.names)
+        for i in range(meta.num_row_groups):
+            size = meta.row_group(i).total_byte_size
+            if size > max_decompressed_bytes:
+                raise FileTooLarge(
+                    f"A row group of the Parquet file holds {size:,} bytes uncompressed, more "
+                    f"than the {max_decompressed_bytes:,} read at once here; write it with "
+                    "smaller row groups.",
+                    unpacked_bytes=size,
+                    limit=max_decompressed_bytes,
+                )
+        arrow = self._file.schema_arrow
+        self.columns = unique_names(list(arrow.names))
+        fields = [
+            pa.field(name, _plain(f.type), f.nullable)
+            for f, name in zip(arrow, self.columns, strict=True)
+        ]
+        renamed = self.columns != list(arrow.names)
+        self.schema = pa.schema(fields, metadata=None if renamed else arrow.metadata)
         self.description = "Parquet"
+
+    def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """A batch under the reader's schema: long strings cut, dictionaries expanded."""
+        cap = self.max_cell_chars
+        columns = []
+        for col in batch.columns:
+            if pa.types.is_dictionary(col.type) and _is_text(col.type.value_type):
+                values = col.dictionary
+                if len(values) and (pc.max(pc.utf8_length(values)).as_py() or 0) > cap:
+                    values = pc.utf8_slice_codeunits(values, 0, cap)
+                col = pa.DictionaryArray.from_arrays(col.indices, values).dictionary_decode()
+            elif (
+                _is_text(col.type) and len(col) and (pc.max(pc.utf8_length(col)).as_py() or 0) > cap
+            ):
+                col = pc.utf8_slice_codeunits(col, 0, cap)
+            columns.append(col)
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
     def estimate_rows(self) -> int | None:
         """Exact, from the file metadata."""
@@ -301,7 +413,8 @@ class ParquetReader:
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         start = skip
-        for batch in self._file.iter_batches(batch_size=size):
+        for raw in self._file.iter_batches(batch_size=size):
+            batch = self._prepare(raw)
             if pos + batch.num_rows <= skip:
                 pos += batch.num_rows
                 continue
@@ -324,6 +437,28 @@ class ParquetReader:
     def empty_table(self) -> pa.Table:
         """No rows, the file's schema."""
         return self.schema.empty_table()
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type (what the reader hands out), other types as they are."""
+    return t.value_type if pa.types.is_dictionary(t) and _is_text(t.value_type) else t
+
+
+def _dictionary_columns(meta: pq.FileMetaData) -> list[str]:
+    """Top-level columns stored dictionary-encoded (read as dictionaries, never expanded)."""
+    if meta.num_row_groups == 0:
+        return []
+    group = meta.row_group(0)
+    out = []
+    for j in range(group.num_columns):
+        col = group.column(j)
+        if "." not in col.path_in_schema and any("DICTIONARY" in e for e in col.encodings):
+            out.append(col.path_in_schema)
+    return out
 
 
 def string_table(columns: list[str], rows: list[list[str]]) -> pa.Table:

@@ -42,17 +42,19 @@ from service.bulk.contract import (
     OUTPUT_COLUMNS,
     RESULT_SCHEMA,
     STATUSES,
+    TRUNCATED,
     output_names,
     row_result,
 )
 from service.bulk.dedupe import CLASSIFY_BATCH
+from service.bulk.readers import setting_default
 from service.bulk.summary import BulkOptions, BulkSummary
 from service.errors import FileFormatError
 
 log = logging.getLogger(__name__)
 
 KEY, REASON_IN, ROW_ID, CORRUPT = "_iccs_key", "_iccs_reason", "_iccs_row", "_corrupt_record"
-TEXT = "_iccs_text"
+TEXT, LONG = "_iccs_text", "_iccs_long"
 # PySpark warns about pandas 3 on import and on every Arrow conversion; the calls used here
 # (pandas UDFs and mapInPandas on plain strings and floats) are covered by the tests.
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
@@ -183,6 +185,7 @@ def _plan(
     int8: bool,
     min_precision: float | None,
     top_k: int,
+    max_text_length: int,
 ) -> _Plan:
     from pyspark.sql import functions as F
 
@@ -200,9 +203,12 @@ def _plan(
     inputs = [c for c in df.columns if c != CORRUPT]
     whole_row = F.concat_ws("\u0001", *[_q(c).cast("string") for c in inputs])
     corrupt = _q(CORRUPT) if CORRUPT in df.columns else F.lit(None).cast("string")
-    text = _q(text_column).cast("string")
+    full = _q(text_column).cast("string")
+    # Cut to the cap before the key and the model, and flagged per row, as in the local engine.
+    text = F.substring(full, 1, max_text_length)
     keyed = (
         df.withColumn(ROW_ID, F.monotonically_increasing_id())
+        .withColumn(LONG, F.coalesce(F.length(full) > max_text_length, F.lit(False)))
         .withColumn("_iccs_kr", _key_udf()(text, whole_row, corrupt))
         .withColumn(KEY, F.col("_iccs_kr.key"))
         .withColumn(REASON_IN, F.col("_iccs_kr.reason"))
@@ -212,7 +218,7 @@ def _plan(
     distinct = (
         keyed.where(F.col(KEY).isNotNull())
         .groupBy(KEY)
-        .agg(F.min_by(_q(text_column).cast("string"), F.col(ROW_ID)).alias(TEXT))
+        .agg(F.min_by(text, F.col(ROW_ID)).alias(TEXT))
     )
     # One even slice of the distinct texts per core: every worker loads the model once and
     # classifies in large batches, instead of 200 small shuffle partitions paying per task.
@@ -238,7 +244,11 @@ def _joined(plan: _Plan, keep_order: bool) -> Any:
         elif f.name == "model_version":
             col = F.lit(plan.version)
         elif f.name == "reason":
-            col = F.when(rejected, F.col(REASON_IN)).otherwise(F.col("reason"))
+            col = (
+                F.when(rejected, F.col(REASON_IN))
+                .when(F.col(LONG) & F.col("reason").isNull(), F.lit(TRUNCATED))
+                .otherwise(F.col("reason"))
+            )
         else:
             col = F.when(rejected, F.lit(None)).otherwise(F.col(f.name))
         cols.append(col.alias(f.name))
@@ -257,13 +267,17 @@ def classify_spark(
     min_precision: float | None = None,
     top_k: int = 5,
     keep_order: bool = True,
+    max_text_length: int | None = None,
 ) -> Any:
     """A Spark DataFrame: ``df``'s columns plus the contract columns (and ``reason``).
 
     Lazy, like any Spark transformation. ``keep_order`` sorts the result back into the
     input's order (a global sort; skip it on very large data when order does not matter).
+    Texts longer than ``max_text_length`` (default: the service's ``ICCS_MAX_TEXT_LENGTH``
+    default) are classified on their beginning and flagged ``text_truncated``.
     """
-    plan = _plan(df, text_column, registry_dir, version, int8, min_precision, top_k)
+    cap = max_text_length or setting_default("max_text_length")
+    plan = _plan(df, text_column, registry_dir, version, int8, min_precision, top_k, cap)
     return _joined(plan, keep_order)
 
 
@@ -374,7 +388,14 @@ def classify_file_spark(
             if col:
                 bio.resolve_column(inputs, col, flag)
         plan = _plan(
-            df, text_col, registry_dir, version, int8, options.min_precision, options.top_k
+            df,
+            text_col,
+            registry_dir,
+            version,
+            int8,
+            options.min_precision,
+            options.top_k,
+            options.max_text_length,
         )
         # Persisted so the key UDF and the model each run once per row / distinct text.
         plan.keyed.persist()

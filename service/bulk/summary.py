@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from service.bulk.contract import STATUSES
+from service.bulk.readers import DEFAULT_MAX_DECOMPRESSED_BYTES, setting_default
 
 
 @dataclass
@@ -26,11 +27,22 @@ class BulkOptions:
     delimiter: str | None = None
     chunk_rows: int = 50_000
     cache_size: int = 100_000
+    # The API's cap (ICCS_MAX_TEXT_LENGTH): longer texts are classified on their beginning.
+    max_text_length: int = field(default_factory=lambda: setting_default("max_text_length"))
+    # ICCS_MAX_DECOMPRESSED_BYTES: bigger XLSX contents or Parquet row groups are refused.
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The options that change the output (chunking and caching do not)."""
+        """The options that change the output (chunking, caching and limits do not)."""
         d = asdict(self)
-        for k in ("chunk_rows", "cache_size", "to_review", "batch_name", "origin"):
+        for k in (
+            "chunk_rows",
+            "cache_size",
+            "to_review",
+            "batch_name",
+            "origin",
+            "max_decompressed_bytes",
+        ):
             d.pop(k)
         return d
 

@@ -10,12 +10,15 @@ equal to ``TfidfVectorizer.transform``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 _WHITESPACE_RUNS = re.compile(r"\s\s+")
+# What ``str.split()`` splits into, found one at a time.
+_WORD = re.compile(r"\S+")
 
 
 class CharNgrams:
@@ -70,19 +73,21 @@ class CharNgrams:
 
     def analyze(self, text: str) -> list[str]:
         """The n-grams of one text, padded with a space at each word boundary."""
+        return list(self.iter_ngrams(text))
+
+    def iter_ngrams(self, text: str) -> Iterator[str]:
+        """:meth:`analyze` one n-gram at a time: a long text never becomes a list of them."""
         if self.lowercase:
             text = text.lower()
         text = _WHITESPACE_RUNS.sub(" ", text)
         lo, hi = self.ngram_range
-        grams: list[str] = []
-        for word in text.split():
-            w = f" {word} "
+        for match in _WORD.finditer(text):
+            w = f" {match.group()} "
             size = len(w)
             for n in range(lo, hi + 1):
-                grams.extend(w[i : i + n] for i in range(max(1, size - n + 1)))
+                yield from (w[i : i + n] for i in range(max(1, size - n + 1)))
                 if size <= n:  # the whole padded word was taken; longer n add nothing
                     break
-        return grams
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
         """One L2-normalised TF-IDF row per text (sparse, ``dtype`` as fitted)."""
@@ -93,7 +98,7 @@ class CharNgrams:
         values: list[np.ndarray] = []
         for text in texts:
             counts: dict[int, int] = {}
-            for gram in self.analyze(text):
+            for gram in self.iter_ngrams(text):
                 j = self.vocabulary.get(gram)
                 if j is not None:
                     counts[j] = counts.get(j, 0) + 1

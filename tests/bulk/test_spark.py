@@ -70,3 +70,25 @@ def test_spark_output_equals_local_output(
     assert "ragged_row" in text and "Vol qualifi\u00e9" in text
     # classify_file_spark is classify_spark plus file reading and writing: the DataFrame API
     # (what a cluster job calls) is the code path checked above.
+
+
+def test_spark_cuts_long_texts_like_the_local_engine(
+    spark: Any,
+    write_csv,
+    tiny_registry: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from service.bulk.spark import classify_file_spark
+
+    long = "Burglary of a dwelling at night and theft of a motor vehicle " * 3
+    rows = [["id", "text"], ["1", long], ["2", "Murder"], ["3", long[:40]], ["4", long + "x"]]
+    src = write_csv(rows)
+    options = BulkOptions(text_column="text", max_text_length=40)
+    local = tmp_path / "local.csv"
+    classify_file(src, local, options, Coder(load_predictor(tiny_registry, int8=False)))
+    out = tmp_path / "spark.csv"
+    classify_file_spark(src, out, options, registry_dir=tiny_registry, int8=False, spark=spark)
+    assert out.read_text("utf-8") == local.read_text("utf-8")
+    assert "text_truncated" in local.read_text("utf-8") or "not_an_offence" in local.read_text(
+        "utf-8"
+    )
