@@ -35,6 +35,16 @@ class UnknownCode(ICCSError):
     http_status = 404
 
 
+class UnknownDecisionCode(InvalidInput):
+    """A review decision names a well-formed code that is not in ICCS v1.0.
+
+    Not ``unknown_code``: that one is a 404 for a code in the URL (the resource does not
+    exist); here the item exists and the request body is what is wrong, hence 422.
+    """
+
+    code = "unknown_decision_code"
+
+
 class InvalidCode(InvalidInput):
     """A malformed ICCS code string (wrong length, non-digits, missing leading zero)."""
 
@@ -62,11 +72,28 @@ class ModelNotFound(ICCSError):
     http_status = 404
 
 
-class ModelNotReady(ICCSError):
-    """The service has no model loaded yet."""
+class ServiceNotReady(ICCSError):
+    """A part of the service is not ready yet (starting, or stopped); ``context["component"]``
+    names which: ``model``, ``review_store``, ``key_store``, ``job_queue``."""
+
+    code = "service_not_ready"
+    http_status = 503
+
+    def __init__(self, component: str, message: str | None = None, **context: Any) -> None:
+        super().__init__(
+            message or f"The {component} is not ready yet.",
+            component=component.replace(" ", "_"),
+            **context,
+        )
+
+
+class ModelNotReady(ServiceNotReady):
+    """The service has no model loaded yet (its own code, which clients wait on)."""
 
     code = "model_not_ready"
-    http_status = 503
+
+    def __init__(self, message: str = "The model is not loaded yet.", **context: Any) -> None:
+        super().__init__("model", message, **context)
 
 
 class RegistryError(ICCSError):
@@ -93,6 +120,21 @@ class FileTooLarge(FileFormatError):
 
     code = "file_too_large"
     http_status = 413
+
+
+class UploadTooLarge(InvalidInput):
+    """An uploaded file above ``max_upload_bytes``."""
+
+    code = "upload_too_large"
+    http_status = 413
+
+
+class Interrupted(ICCSError):
+    """A bulk run asked to stop between two chunks (shutdown); its checkpoint lets it
+    continue later. A job interrupted so goes back to the queue, so no route answers it."""
+
+    code = "interrupted"
+    http_status = 503
 
 
 class NotFound(ICCSError):

@@ -37,7 +37,7 @@ from service.api.observability import Metrics
 from service.auth import CLASSIFY, MANAGE, READ, REVIEW, KeyStore, Principal
 from service.coding import Coder
 from service.config import Settings
-from service.errors import ICCSError, ModelNotReady, RateLimited
+from service.errors import ICCSError, ModelNotReady, RateLimited, ServiceNotReady
 from service.models.predictor import Predictor
 from service.models.registry import Registry
 
@@ -96,7 +96,7 @@ async def get_coder(services: ServicesDep) -> Coder:
 async def get_store(services: ServicesDep) -> Any:
     """The review store (``service.review.store.ReviewStore``)."""
     if services.store is None:
-        raise ModelNotReady("The review store is not open yet.")
+        raise ServiceNotReady("review store", "The review store is not open yet.")
     return services.store
 
 
@@ -137,7 +137,7 @@ def authenticate(
     if key is None and rule.open_setting and getattr(services.settings, rule.open_setting):
         return None
     if services.keys is None:
-        raise ModelNotReady("The key store is not open yet.")
+        raise ServiceNotReady("key store", "The key store is not open yet.")
     principal = services.keys.verify(key)
     # Recorded before the role check so the access log names refused callers too.
     state["principal_name"] = principal.name

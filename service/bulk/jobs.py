@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.coding import Coder
 from service.config import Settings
 from service.db import Job, utcnow
-from service.errors import Conflict, ICCSError, InvalidInput, NotFound
+from service.errors import Conflict, ICCSError, InvalidInput, NotFound, UploadTooLarge
 from service.models.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,6 @@ OPTION_KEYS = (
     "delimiter",
     "output_format",
 )
-
-
-class UploadTooLarge(InvalidInput):
-    """An uploaded file above ``max_upload_bytes``."""
-
-    code = "upload_too_large"
-    http_status = 413
 
 
 CoderSource = Coder | Predictor | Callable[[], Coder]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from service.errors import InvalidInput
+from service.errors import UnknownDecisionCode
 from service.taxonomy import check_code_syntax, load_taxonomy
 
 PENDING = "pending"
@@ -32,12 +32,6 @@ ORDER_NEWEST = "newest"
 ORDERS = (ORDER_CONFIDENCE, ORDER_OCCURRENCES, ORDER_NEWEST)
 
 SYSTEM_ACTOR = "system"
-
-
-class UnknownDecisionCode(InvalidInput):
-    """A decision names a code that is well-formed but not in ICCS v1.0 (422, not 404)."""
-
-    code = "unknown_code"
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def test_error_paths(api: Any, queued: list[int], assert_error) -> None:
             headers=api.h("alice"),
         ),
         422,
-        "unknown_code",
+        "unknown_decision_code",
     )
     assert body["context"] == {"code": "999999"}
     assert_error(

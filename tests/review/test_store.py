@@ -170,7 +170,7 @@ def test_bad_codes_and_actions(store: ReviewStore, make_request) -> None:
     (a,) = store.enqueue([make_request("a")])
     with pytest.raises(UnknownDecisionCode) as unknown:
         store.decide(a, "alice", "correct", code="999999")
-    assert unknown.value.http_status == 422 and unknown.value.code == "unknown_code"
+    assert unknown.value.http_status == 422 and unknown.value.code == "unknown_decision_code"
     with pytest.raises(InvalidCode):
         store.decide(a, "alice", "correct", code="201")  # three digits: no ICCS level
     with pytest.raises(InvalidInput):

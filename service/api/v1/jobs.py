@@ -20,7 +20,7 @@ from service.api.v1.responses import error_responses
 from service.auth import MANAGE, Principal
 from service.bulk.jobs import JobRunner
 from service.db import Job
-from service.errors import InvalidInput, ModelNotReady, NotFound
+from service.errors import InvalidInput, NotFound, ServiceNotReady
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 _MEDIA = {
@@ -34,7 +34,7 @@ def get_job_runner(services: ServicesDep) -> JobRunner:
     """The app's job runner; 503 when the lifespan has not started one."""
     runner = services.job_runner
     if runner is None:
-        raise ModelNotReady("The bulk job runner is not running.")
+        raise ServiceNotReady("job queue", "The bulk job runner is not running.")
     assert isinstance(runner, JobRunner)
     return runner
 
