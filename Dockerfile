@@ -16,8 +16,10 @@ COPY training ./training
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home /app iccs \
     && mkdir -p /var/lib/iccs && chown iccs /var/lib/iccs
-# The promoted model and its binaries, built by `make model` before `docker build`.
-COPY --chown=iccs model_registry ./model_registry
+# The promoted model and its binaries, built by `make model` before `docker build`: owned by
+# root and read-only to the service user (the loader also checks every file's SHA-256).
+COPY model_registry ./model_registry
+RUN chmod -R a+rX,go-w model_registry
 
 USER iccs
 EXPOSE 8000

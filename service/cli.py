@@ -134,6 +134,9 @@ def models_ensure(settings: Settings, config_path: Path | None) -> None:
     if active and reg.is_complete(active):
         click.echo(f"model {active} is promoted and built; nothing to do")
         return
+    if active:
+        click.echo(f"model {active} is promoted but cannot be served: {reg.problem(active)}")
+    click.echo("building and promoting the default model (`iccs train`)")
     from training.pipeline import train_and_register
 
     version = train_and_register(settings, config_path=config_path, promote=True)

@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     open_read_routes: bool = Field(
         False, description="Serve taxonomy and model routes without an API key."
     )
+    api_docs: bool = Field(
+        False,
+        description="Serve the interactive API documentation (/docs, /redoc). They load Swagger "
+        "UI and ReDoc from a CDN, so turn this on only where /review is not served to "
+        "reviewers on the same origin. /openapi.json is always served.",
+    )
+    open_metrics: bool = Field(
+        True,
+        description="Serve /metrics without an API key (for an internal Prometheus scraper); "
+        "false: any valid key.",
+    )
     review_lease_seconds: int = Field(
         600, ge=1, description="How long a claimed review item stays with its reviewer."
     )

@@ -177,3 +177,10 @@ class RateLimited(ICCSError):
 
     code = "rate_limited"
     http_status = 429
+
+
+class ModelIntegrityError(RegistryError):
+    """A registry entry's files do not match the SHA-256 digests its manifest lists (changed,
+    missing or extra files), or the entry predates digests: it is not loaded."""
+
+    code = "model_integrity_error"

@@ -122,7 +122,9 @@ def start_services(services: Services) -> None:
             {
                 "event": "startup",
                 "model_version": predictor.version,
-                "int8": settings.use_int8,
+                "int8": predictor.loaded_encoder.int8,
+                "encoder": predictor.loaded_encoder.name,
+                "multilingual_channel": predictor.loaded_encoder.multilingual,
                 "database": engine.dialect.name,
                 "seconds": round(services.startup_seconds, 3),
             }
@@ -163,6 +165,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN; on the origin that serves /review
+        # such a script could read a reviewer's key, so they are opt-in (the schema is not).
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     app.state.services = services
     install_error_handlers(app)

@@ -1,5 +1,5 @@
-"""A registry entry's files, written from a trained run: head, tables, config, manifest,
-metrics, report and model card."""
+"""A registry entry's files, written from a trained run: head (arrays and JSON, no pickle),
+tables, config, metrics, report, model card, and the manifest with every file's SHA-256."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
-
+from service.models.bundle import HeadBundle
 from service.models.predictor import Scorer
+from service.models.registry import ENTRY_FORMAT, MANIFEST, file_digests
 from service.normalize import Normalizer
 from service.taxonomy import TAXONOMY_VERSION
 from training.config import TrainConfig
@@ -32,20 +32,9 @@ def write_entry(
     data_hash: str,
     training_rows: int,
 ) -> None:
-    """Every file of the entry into ``work`` (the encoder is already there)."""
-    joblib.dump(
-        {
-            "head": scorer.head,
-            "ngrams": scorer.features.ngrams,
-            "projection": scorer.features.projection,
-            "embedding_weight": scorer.features.embedding_weight,
-            "neighbours": scorer.neighbours,
-            "neighbour_weight": scorer.neighbour_weight,
-            "multilingual_encoder": cfg.multilingual_encoder,
-            "multilingual_weight": cfg.multilingual_weight,
-        },
-        work / "head.joblib",
-    )
+    """Every file of the entry into ``work`` (the encoder is already there); the manifest
+    last, with the SHA-256 of every other file."""
+    head_bundle(scorer, cfg).save(work)
     write_abbreviations(work / "abbreviations.csv", norm.abbreviations)
     if norm.shorthand is not None:
         norm.shorthand.save(work / "vocabulary.json")
@@ -75,10 +64,26 @@ def write_entry(
             "files": sorted(p.name for p in (work / "encoder").iterdir()),
         },
     }
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
     write_report(work / "report.md", manifest, metrics)
     write_model_card(work / "MODEL_CARD.md", manifest, metrics)
+    manifest["entry_format"] = ENTRY_FORMAT
+    manifest["files"] = file_digests(work)
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2), "utf-8")
+
+
+def head_bundle(scorer: Scorer, cfg: TrainConfig) -> HeadBundle:
+    """What the entry stores of a fitted scorer (arrays and JSON; see ``HeadBundle``)."""
+    return HeadBundle(
+        head=scorer.head,
+        ngrams=scorer.features.ngrams,
+        projection=scorer.features.projection,
+        embedding_weight=scorer.features.embedding_weight,
+        neighbours=scorer.neighbours,
+        neighbour_weight=scorer.neighbour_weight,
+        multilingual_encoder=cfg.multilingual_encoder,
+        multilingual_weight=cfg.multilingual_weight,
+    )
 
 
 def write_abbreviations(path: Path, table: dict[str, str]) -> None:

@@ -1,6 +1,8 @@
 """GET /healthz, /readyz and /metrics: for load balancers, orchestrators and Prometheus.
 
 No API key: probes and scrapers run without one, and none of these answers carries records.
+``/metrics`` (request mix, model version) is meant for an internal scraper: set
+``ICCS_OPEN_METRICS=false`` to require a key (any role) there too.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from service.api.deps import ServicesDep
+from service.api.deps import MetricsReader, ServicesDep
 from service.api.v1.responses import error_responses
 from service.api.v1.schemas import HealthResponse
 from service.errors import DatabaseUnavailable, ModelNotReady
@@ -18,8 +20,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="The process is up")
-def healthz() -> HealthResponse:
-    """Answers 200 as long as the process serves HTTP."""
+async def healthz() -> HealthResponse:
+    """Answers 200 as long as the process serves HTTP.
+
+    Async, so it never waits for a worker thread: those are shared with classify and review
+    calls, and a liveness probe stuck behind long batches would restart a healthy server.
+    """
     return HealthResponse(status="ok")
 
 
@@ -50,6 +56,6 @@ def readyz(services: ServicesDep) -> HealthResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(services: ServicesDep) -> Response:
+def metrics(services: ServicesDep, _: MetricsReader) -> Response:
     """Request counts and latency by route and status, classifications, model version."""
     return Response(services.metrics.render(), media_type=services.metrics.content_type)

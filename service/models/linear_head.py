@@ -8,6 +8,7 @@ for one record, and importing scikit-learn costs the service 170 MB (it imports 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,16 @@ class LinearHead:
         """The arrays of a fitted ``HierarchicalClassifier``."""
         est = clf.estimator_
         return cls(est.coef_, est.intercept_, clf.classes_, clf.temperature)
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Weights as arrays and the class list as JSON-ready values (no pickle needed)."""
+        arrays = {"coef": self.coef, "intercept": self.intercept}
+        return arrays, {"classes": [str(c) for c in self.classes_], "temperature": self.temperature}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> LinearHead:
+        """The head :meth:`to_arrays` describes."""
+        return cls(arrays["coef"], arrays["intercept"], list(meta["classes"]), meta["temperature"])
 
     def logits(self, X: Any) -> np.ndarray:
         """Softmax inputs, one column per class, for features built by the service itself."""

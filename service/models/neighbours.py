@@ -9,7 +9,8 @@ agency writes the same way as one we have labelled ("POSS CS W/I SELL" next to a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,27 @@ class NearestExamples:
         self.present = sorted_cols[self.starts]
         self.n_classes = len(col)
 
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The index as arrays (projection basis and mean only when it has them)."""
+        arrays = {"embeddings": self.embeddings, "starts": self.starts, "present": self.present}
+        if self.basis is not None and self.mean is not None:
+            arrays.update(basis=self.basis, mean=self.mean)
+        return arrays, {"n_classes": self.n_classes}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+    ) -> NearestExamples:
+        """The index :meth:`to_arrays` describes, as fitted (nothing is recomputed)."""
+        index = cls.__new__(cls)
+        index.embeddings = np.ascontiguousarray(arrays["embeddings"], dtype=np.float32)
+        index.starts = np.asarray(arrays["starts"], dtype=np.intp)
+        index.present = np.asarray(arrays["present"], dtype=np.intp)
+        index.basis = arrays.get("basis")
+        index.mean = arrays.get("mean")
+        index.n_classes = int(meta["n_classes"])
+        return index
+
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """``(len(queries), n_classes)``: best similarity per class, 0 for classes without rows."""
         out = np.zeros((len(queries), self.n_classes), dtype=np.float64)
@@ -60,7 +82,7 @@ class NearestExamples:
     def _project(self, x: np.ndarray) -> np.ndarray:
         """Unit-length rows in the index's space (the principal directions, if any)."""
         x = np.asarray(x, dtype=np.float32)
-        basis, mean = getattr(self, "basis", None), getattr(self, "mean", None)
+        basis, mean = self.basis, self.mean
         if basis is not None and mean is not None:
             x = (x - mean.astype(np.float32)) @ basis
             x = x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)

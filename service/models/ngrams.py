@@ -10,7 +10,7 @@ equal to ``TfidfVectorizer.transform``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,35 @@ class CharNgrams:
             binary=vec.binary,
             norm=vec.norm,
             dtype=vec.dtype,
+        )
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The idf weights as an array; vocabulary and options as JSON-ready values."""
+        arrays = {} if self.idf is None else {"idf": self.idf}
+        meta = {
+            "vocabulary": self.vocabulary,
+            "ngram_range": list(self.ngram_range),
+            "lowercase": self.lowercase,
+            "sublinear_tf": self.sublinear_tf,
+            "binary": self.binary,
+            "norm": self.norm,
+            "dtype": self.dtype.str,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> CharNgrams:
+        """The vectoriser :meth:`to_arrays` describes."""
+        lo, hi = meta["ngram_range"]
+        return cls(
+            vocabulary={str(k): int(v) for k, v in meta["vocabulary"].items()},
+            idf=arrays.get("idf"),
+            ngram_range=(lo, hi),
+            lowercase=bool(meta["lowercase"]),
+            sublinear_tf=bool(meta["sublinear_tf"]),
+            binary=bool(meta["binary"]),
+            norm=meta["norm"],
+            dtype=np.dtype(meta["dtype"]),
         )
 
     @property

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 
+from service.models.bundle import HeadBundle
 from service.models.calibration import PrecisionCurve
 from service.models.embedder import OnnxEncoder
 from service.models.linear_head import LinearHead
@@ -163,11 +163,12 @@ class Predictor:
         threads: int | None = None,
         workers: int = 1,
     ) -> Predictor:
-        """Load a registry entry (the promoted one unless ``version`` is given)."""
+        """Load a registry entry (the promoted one unless ``version`` is given), once every
+        file of it matches the SHA-256 its manifest lists."""
         version = registry.resolve(version)
-        folder = registry.path(version)
+        folder = registry.verify(version)
         manifest = registry.manifest(version)
-        bundle = joblib.load(folder / "head.joblib")
+        bundle = HeadBundle.load(folder)
         normalizer = entry_normalizer(folder, expand=bool(manifest["config"].get("expand", True)))
         if int8 and not (folder / "encoder" / "model.int8.onnx").exists():
             # Registration leaves int8 out when it disagrees with fp32 too often.
@@ -176,25 +177,23 @@ class Predictor:
         encoder: OnnxEncoder | JoinedEncoder = OnnxEncoder(
             folder / "encoder", int8=int8, threads=threads, workers=workers
         )
-        if bundle.get("multilingual_encoder"):
-            encoder = JoinedEncoder(
-                encoder, MultilingualEncoder(), float(bundle["multilingual_weight"])
-            )
+        if bundle.multilingual_encoder:
+            encoder = JoinedEncoder(encoder, MultilingualEncoder(), bundle.multilingual_weight)
         curves = {
             int(lvl): PrecisionCurve.from_dict(c)
             for lvl, c in manifest["calibration"]["curves"].items()
         }
-        head, ngrams, projection = _serving_parts(bundle)
+        head = bundle.head
         head.temperature = float(manifest["calibration"]["temperature"])
         return cls(
             version=version,
             normalizer=normalizer,
             encoder=encoder,
             scorer=Scorer(
-                FeatureBuilder(ngrams, bundle["embedding_weight"], projection),
+                FeatureBuilder(bundle.ngrams, bundle.embedding_weight, bundle.projection),
                 head,
-                bundle.get("neighbours"),
-                float(bundle.get("neighbour_weight", 0.0)),
+                bundle.neighbours,
+                bundle.neighbour_weight,
             ),
             curves=curves,
             default_precision=target_precision or float(manifest["target_precision"]),
@@ -253,23 +252,6 @@ class Predictor:
             path=self.taxonomy.path(code),
             confidence=round(float(nodes[self._node_index[code]]), 4),
         )
-
-
-def _serving_parts(
-    bundle: dict[str, Any],
-) -> tuple[LinearHead, CharNgrams | None, np.ndarray | None]:
-    """Head, n-grams and projection of a bundle; entries before 2026-11-26 held scikit-learn
-    objects, which are converted here (importing scikit-learn only for them)."""
-    head = bundle["head"]
-    if not isinstance(head, LinearHead):
-        head = LinearHead.from_estimator(head)
-    ngrams = bundle.get("ngrams")
-    if ngrams is None and bundle.get("vectorizer") is not None:
-        ngrams = CharNgrams.from_vectorizer(bundle["vectorizer"])
-    projection = bundle.get("projection")
-    if projection is None and bundle.get("reducer") is not None:
-        projection = FeatureBuilder.projection_of(bundle["reducer"])
-    return head, ngrams, projection
 
 
 def load_predictor(registry_dir: Path, version: str | None = None, **kw: Any) -> Predictor:

@@ -1,26 +1,60 @@
 """The model registry: one immutable folder per version, plus a promotion log.
 
 Layout of ``<registry>/<version>/``: ``manifest.json`` (version, ICCS version, git sha,
-training-data hash, config, metrics, thresholds, calibration), ``MODEL_CARD.md``,
-``metrics.json``, ``report.md`` (tracked in git) and the binaries built by training
-(``encoder/``, ``head.joblib``, ``abbreviations.csv``; git-ignored). ``promotions.jsonl``
-records every promotion; the last line is the active version, and rollback appends the
-previous one, so the history itself is never rewritten.
+training-data hash, config, metrics, thresholds, calibration, and the SHA-256 of every other
+file of the entry), ``MODEL_CARD.md``, ``metrics.json``, ``report.md``, ``config.yaml``
+(tracked in git) and the files built by training (``encoder/``, ``head.npz``, ``head.json``,
+``abbreviations.csv``, ``vocabulary.json``; git-ignored). Nothing in an entry is a pickle, and
+nothing is loaded before every file matches its digest: whoever can write one file of an entry
+can change what it answers, never run code, and a changed file stops it loading.
+
+``promotions.jsonl`` records every promotion; the last line is the active version, and rollback
+appends the previous one, so the history itself is never rewritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.errors import ModelNotFound, RegistryError
+from service.errors import ModelIntegrityError, ModelNotFound, RegistryError
 
 MANIFEST = "manifest.json"
 PROMOTIONS = "promotions.jsonl"
-REQUIRED_FILES = ("manifest.json", "head.joblib", "abbreviations.csv", "encoder/encoder.json")
+# 2: arrays and JSON with a SHA-256 per file (manifest "files"); 1 (no "entry_format"): a
+# pickled head.joblib and no digests, which this service does not load.
+ENTRY_FORMAT = 2
+# Written into an entry after registration by `iccs evaluate` and never read by the loader.
+UNHASHED = ("evaluation",)
+
+
+def entry_files(folder: Path) -> list[str]:
+    """Every file of an entry but the manifest and ``UNHASHED``, as sorted POSIX paths."""
+    out: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if d not in UNHASHED]
+        out.extend((rel / name).as_posix() for name in files)
+    return sorted(f for f in out if f != MANIFEST)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """``{path: sha256}`` of :func:`entry_files`: what a manifest's ``files`` lists."""
+    return {name: sha256_of(folder / name) for name in entry_files(folder)}
 
 
 class Registry:
@@ -47,10 +81,61 @@ class Registry:
         data: dict[str, Any] = json.loads((self.path(version) / MANIFEST).read_text("utf-8"))
         return data
 
+    def problem(self, version: str) -> str | None:
+        """Why ``version`` cannot be served from this folder (an entry from before digests,
+        or files not built here), or None. Checks presence only; :meth:`verify` hashes."""
+        manifest = self.manifest(version)
+        listed = manifest.get("files")
+        if manifest.get("entry_format") != ENTRY_FORMAT or not isinstance(listed, dict):
+            return (
+                "it was registered before entries listed a SHA-256 per file "
+                "(its head is a pickle, which this service does not load)"
+            )
+        missing = sorted(set(listed) - set(entry_files(self.path(version))))
+        if missing:
+            return f"{len(missing)} of its files are not here (built by `iccs train`): {missing[0]}"
+        return None
+
     def is_complete(self, version: str) -> bool:
-        """True when the binaries built by training are present (not just the manifest)."""
-        p = self.path(version)
-        return all((p / f).exists() for f in REQUIRED_FILES)
+        """True when every file the manifest lists is present (not just the manifest)."""
+        return self.problem(version) is None
+
+    def verify(self, version: str) -> Path:
+        """The entry's folder, once every file matches the SHA-256 its manifest lists and no
+        file is missing or extra; raise :class:`ModelIntegrityError` otherwise."""
+        folder = self.path(version)
+        manifest = self.manifest(version)
+        listed = manifest.get("files")
+        if manifest.get("entry_format") != ENTRY_FORMAT or not isinstance(listed, dict):
+            raise ModelIntegrityError(
+                f"Model '{version}' predates SHA-256-checked entries; rebuild it with "
+                "`iccs train` (or `iccs models ensure` for the default model).",
+                version=version,
+                reason="old_format",
+            )
+        present = set(entry_files(folder))
+        for reason, names in (
+            ("missing", sorted(set(listed) - present)),
+            ("extra", sorted(present - set(listed))),
+        ):
+            if names:
+                raise ModelIntegrityError(
+                    f"Model '{version}' has {reason} files ({', '.join(names[:3])}); it is "
+                    "not loaded.",
+                    version=version,
+                    reason=reason,
+                    files=names[:20],
+                )
+        changed = [name for name in sorted(listed) if sha256_of(folder / name) != listed[name]]
+        if changed:
+            raise ModelIntegrityError(
+                f"Model '{version}' has files that differ from the SHA-256 in its manifest "
+                f"({', '.join(changed[:3])}); it is not loaded.",
+                version=version,
+                reason="changed",
+                files=changed[:20],
+            )
+        return folder
 
     def history(self) -> list[dict[str, Any]]:
         """Promotion events, oldest first."""
@@ -74,12 +159,8 @@ class Registry:
         return chosen
 
     def promote(self, version: str, action: str = "promote") -> None:
-        """Make ``version`` the active model."""
-        if not self.is_complete(version):
-            raise RegistryError(
-                f"Model '{version}' lacks its binaries; rebuild it with `iccs train`.",
-                version=version,
-            )
+        """Make ``version`` the active model (once its files pass :meth:`verify`)."""
+        self.verify(version)
         self.root.mkdir(parents=True, exist_ok=True)
         event = {"version": version, "action": action, "at": datetime.now(UTC).isoformat()}
         with (self.root / PROMOTIONS).open("a", encoding="utf-8") as f:

