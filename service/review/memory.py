@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.db import MemoryEntry, ReviewItem, utcnow
@@ -43,23 +45,21 @@ class Memory(StoreBase):
     def _remember(
         self, s: Session, item: ReviewItem, reviewer: str, code: str, now: datetime
     ) -> None:
-        entry = s.get(MemoryEntry, item.text_key)
-        if entry is None:
-            s.add(
-                MemoryEntry(
-                    text_key=item.text_key,
-                    text=item.text,
-                    code=code,
-                    item_id=item.id,
-                    decided_by=reviewer,
-                    decided_at=now,
-                )
-            )
-            return
+        # One statement, INSERT ... ON CONFLICT DO UPDATE: a get-then-add races with another
+        # instance settling an item of the same text (a primary-key violation, a 500).
         # The newest human decision on a text wins, and revives a retired entry.
-        entry.text, entry.code, entry.item_id = item.text, code, item.id
-        entry.decided_by, entry.decided_at = reviewer, now
-        entry.retired_at, entry.retired_by = None, None
+        values = {
+            "text": item.text,
+            "code": code,
+            "item_id": item.id,
+            "decided_by": reviewer,
+            "decided_at": now,
+            "retired_at": None,
+            "retired_by": None,
+        }
+        insert = pg_insert if self.is_postgres else sqlite_insert
+        stmt = insert(MemoryEntry).values(text_key=item.text_key, **values)
+        s.execute(stmt.on_conflict_do_update(index_elements=["text_key"], set_=values))
 
     def memory_entries(self, include_retired: bool = False, limit: int = 100) -> list[MemoryEntry]:
         """Decision-memory entries, newest first."""

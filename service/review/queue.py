@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from service.coding import ReviewRequest
 from service.db import AuditEntry, ReviewDecision, ReviewItem, utcnow
@@ -75,6 +77,13 @@ def seen_status(now: datetime) -> Any:
     )
 
 
+_ENQUEUE_ATTEMPTS = 5
+
+
+class _ItemClosed(Exception):
+    """An open item found by enqueue was decided before it could grow; retry the call."""
+
+
 class Queue(StoreBase):
     """Enqueue and read."""
 
@@ -85,71 +94,97 @@ class Queue(StoreBase):
 
         A text already waiting for review in the same batch (same ``text_key``, item not yet
         decided) is not queued twice: its ``occurrences`` grow and its id is returned, so a
-        text that occurs 50,000 times is one item worth 50,000 records.
+        text that occurs 50,000 times is one item worth 50,000 records. Another instance may
+        queue the same text at the same moment: the database's unique index on open items
+        rejects the second insert, and the whole call is retried (then it finds the item).
         """
         if not items:
             return []
+        for attempt in range(_ENQUEUE_ATTEMPTS):
+            try:
+                with self._tx() as s:
+                    return self._enqueue(s, items)
+            except (IntegrityError, _ItemClosed):
+                if attempt == _ENQUEUE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _enqueue(self, s: Session, items: Sequence[ReviewRequest]) -> list[int]:
         picked: list[ReviewItem] = []
-        with self._tx() as s:
-            keys = sorted({r.text_key for r in items})
-            open_items: dict[tuple[str, str | None], ReviewItem] = {}
-            for i in range(0, len(keys), 500):
-                for it in s.scalars(
-                    select(ReviewItem)
-                    .where(
-                        ReviewItem.text_key.in_(keys[i : i + 500]),
-                        ReviewItem.status.in_(OPEN_STATUSES),
-                    )
-                    .order_by(ReviewItem.id)
-                ):
-                    open_items.setdefault((it.text_key, it.batch), it)
-            new: list[tuple[ReviewItem, ReviewRequest]] = []
-            now = utcnow()
-            for req in items:
-                found = open_items.get((req.text_key, req.batch))
-                if found is not None:
-                    found.occurrences += req.occurrences
-                    picked.append(found)
-                    continue
-                item = ReviewItem(
-                    text=req.text,
-                    text_key=req.text_key,
-                    record_id=req.record_id,
-                    origin=req.origin,
-                    batch=req.batch,
-                    occurrences=req.occurrences,
-                    status=PENDING,
-                    suggestions=list(req.suggestions),
-                    top_code=req.top_code,
-                    top_confidence=req.top_confidence,
-                    section=section_of(req.top_code),
-                    model_version=req.model_version,
-                    reviews_required=1,
-                    created_at=now,
+        keys = sorted({r.text_key for r in items})
+        open_items: dict[tuple[str, str | None], ReviewItem] = {}
+        for i in range(0, len(keys), 500):
+            for it in s.scalars(
+                select(ReviewItem)
+                .where(
+                    ReviewItem.text_key.in_(keys[i : i + 500]),
+                    ReviewItem.status.in_(OPEN_STATUSES),
                 )
-                new.append((item, req))
-                open_items[(req.text_key, req.batch)] = item
-                picked.append(item)
-            # One flush for all new rows (batched INSERTs), then their audit entries.
-            s.add_all([item for item, _ in new])
-            s.flush()
-            s.add_all(
-                [
-                    AuditEntry(
-                        item_id=item.id,
-                        at=now,
-                        actor=SYSTEM_ACTOR,
-                        action="enqueued",
-                        from_status=None,
-                        to_status=PENDING,
-                        from_code=None,
-                        to_code=req.top_code,
-                        model_version=req.model_version,
-                        note=f"origin={req.origin}",
-                    )
-                    for item, req in new
-                ]
+                .order_by(ReviewItem.id)
+            ):
+                open_items.setdefault((it.text_key, it.batch), it)
+        new: list[tuple[ReviewItem, ReviewRequest]] = []
+        grow: dict[int, int] = {}
+        now = utcnow()
+        for req in items:
+            found = open_items.get((req.text_key, req.batch))
+            if found is not None:
+                if found.id is not None:
+                    grow[found.id] = grow.get(found.id, 0) + req.occurrences
+                else:
+                    found.occurrences += req.occurrences
+                picked.append(found)
+                continue
+            item = ReviewItem(
+                text=req.text,
+                text_key=req.text_key,
+                record_id=req.record_id,
+                origin=req.origin,
+                batch=req.batch,
+                occurrences=req.occurrences,
+                status=PENDING,
+                suggestions=list(req.suggestions),
+                top_code=req.top_code,
+                top_confidence=req.top_confidence,
+                section=section_of(req.top_code),
+                model_version=req.model_version,
+                reviews_required=1,
+                created_at=now,
             )
+            new.append((item, req))
+            open_items[(req.text_key, req.batch)] = item
+            picked.append(item)
+        for item_id, n in sorted(grow.items()):
+            # An increment in SQL, not a write-back of what was read: another instance may be
+            # adding to the same item. An item decided meanwhile is not grown: start over.
+            res = s.execute(
+                update(ReviewItem)
+                .where(ReviewItem.id == item_id, ReviewItem.status.in_(OPEN_STATUSES))
+                .values(occurrences=ReviewItem.occurrences + n)
+                .execution_options(synchronize_session=False)
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                raise _ItemClosed
+        # One flush for all new rows (batched INSERTs), then their audit entries.
+        s.add_all([item for item, _ in new])
+        s.flush()
+        s.add_all(
+            [
+                AuditEntry(
+                    item_id=item.id,
+                    at=now,
+                    actor=SYSTEM_ACTOR,
+                    action="enqueued",
+                    from_status=None,
+                    to_status=PENDING,
+                    from_code=None,
+                    to_code=req.top_code,
+                    model_version=req.model_version,
+                    note=f"origin={req.origin}",
+                )
+                for item, req in new
+            ]
+        )
         return [item.id for item in picked]
 
     # --- reading --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ Audit rows are only ever inserted. Nothing here logs or raises with the offence 
 from __future__ import annotations
 
 from service.db import make_engine
+from service.errors import UnknownDecisionCode
 from service.review.decisions import Decisions, is_blind, visible_decisions, visible_history
 from service.review.queue import Page
 from service.review.stats import StatsQueries, cohen_kappa, kappa_from_table
@@ -55,7 +56,6 @@ from service.review.values import (
     AuditView,
     ItemFilter,
     Stats,
-    UnknownDecisionCode,
     Viewer,
     aware,
     validate_decision_code,

@@ -10,10 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Index, text
 from sqlalchemy.engine import Engine
 
-from service.db import make_engine
+from service.db import ReviewItem, make_engine
 
 _PG_MIGRATION_LOCK = 74_201_561  # arbitrary constant: serialises init_db across instances
 
@@ -44,3 +44,25 @@ def init_db(url_or_engine: str | Engine) -> Engine:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
         command.upgrade(alembic_config(conn), "head")
     return engine
+
+
+# The unique indexes of migration 0003, declared on the model too so that the schema the
+# migrations build and the one SQLAlchemy knows stay equal (tests/review/test_migrations.py).
+_OPEN = "status IN ('pending', 'claimed', 'disputed')"
+OPEN_TEXT_INDEXES = (
+    Index(
+        "uq_review_items_open_batch",
+        ReviewItem.text_key,
+        ReviewItem.batch,
+        unique=True,
+        sqlite_where=text(f"{_OPEN} AND batch IS NOT NULL"),
+        postgresql_where=text(f"{_OPEN} AND batch IS NOT NULL"),
+    ),
+    Index(
+        "uq_review_items_open_nobatch",
+        ReviewItem.text_key,
+        unique=True,
+        sqlite_where=text(f"{_OPEN} AND batch IS NULL"),
+        postgresql_where=text(f"{_OPEN} AND batch IS NULL"),
+    ),
+)

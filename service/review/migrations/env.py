@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from service.db import Base
+from service.review import tables as _review_tables  # noqa: F401 - its tables and indexes
 
 config = context.config
 target_metadata = Base.metadata
