@@ -66,7 +66,7 @@ class ModelRef:
 
     registry_dir: str
     version: str
-    int8: bool = True
+    int8: bool = False
     top_k: int = 5
     min_precision: float | None = None
 
@@ -263,7 +263,7 @@ def classify_spark(
     *,
     registry_dir: Path,
     version: str | None = None,
-    int8: bool = True,
+    int8: bool = False,
     min_precision: float | None = None,
     top_k: int = 5,
     keep_order: bool = True,
@@ -368,7 +368,7 @@ def classify_file_spark(
     *,
     registry_dir: Path,
     version: str | None = None,
-    int8: bool = True,
+    int8: bool = False,
     spark: Any = None,
 ) -> BulkSummary:
     """``iccs classify-file --engine spark``: same output file as the local engine."""

@@ -19,7 +19,7 @@ class OnnxEncoder:
     def __init__(
         self,
         model_dir: Path,
-        int8: bool = True,
+        int8: bool = False,
         threads: int | None = None,
         workers: int = 1,
         batch_size: int = 16,

