@@ -40,8 +40,11 @@ class ReviewRequest:
 class ReviewQueue(Protocol):
     """The part of the review store that coding needs (``service.review.store.ReviewStore``)."""
 
-    def enqueue(self, items: Sequence[ReviewRequest]) -> list[int]:
-        """Persist items durably (committed before returning); their ids in order."""
+    def enqueue(self, items: Sequence[ReviewRequest], source: str | None = None) -> list[int]:
+        """Persist items durably (committed before returning); their ids in order.
+
+        ``source`` names the run they come from; a repeat of that run's call changes nothing.
+        """
         ...
 
     def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:

@@ -68,10 +68,10 @@ class SerialEnqueue:
         self.store = store
         self._lock = threading.Lock()
 
-    def enqueue(self, items: Sequence[ReviewRequest]) -> list[int]:
+    def enqueue(self, items: Sequence[ReviewRequest], source: str | None = None) -> list[int]:
         """:meth:`ReviewStore.enqueue` under the lock."""
         with self._lock:
-            return self.store.enqueue(items)
+            return self.store.enqueue(items, source=source)
 
     def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:
         """Reads need no lock (WAL readers never wait for the writer)."""

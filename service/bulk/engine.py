@@ -245,6 +245,10 @@ def _run(plan: RunPlan) -> BulkSummary:
 def _enqueue_reviews(ckpt: Checkpoint, coder: Coder, options: BulkOptions) -> int:
     """Queue each distinct review text once, with how many rows carry it."""
     assert coder.queue is not None
+    # The run's identity (input, options, model, batch): a run repeated after a crash queues
+    # nothing twice (the review store keeps one contribution per run and text).
+    run = json.dumps([options.origin, options.batch_name, ckpt.meta("fingerprint")])
+    source = "run:" + hashlib.sha256(run.encode()).hexdigest()[:40]
     queued = 0
     for rows in ckpt.review_rows():
         requests = []
@@ -264,7 +268,7 @@ def _enqueue_reviews(ckpt: Checkpoint, coder: Coder, options: BulkOptions) -> in
                     occurrences=int(occurrences),
                 )
             )
-        coder.queue.enqueue(requests)
+        coder.queue.enqueue(requests, source=source)
         queued += len(requests)
     return queued
 

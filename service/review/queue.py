@@ -8,7 +8,7 @@ it returns to; the audit row for the expiry is written by the next write that to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from service.coding import ReviewRequest
 from service.db import AuditEntry, ReviewDecision, ReviewItem, utcnow
 from service.errors import InvalidInput, NotFound
 from service.review.base import StoreBase
+from service.review.tables import ReviewContribution
 from service.review.values import (
     CLAIMED,
     DISPUTED,
@@ -89,7 +90,7 @@ class Queue(StoreBase):
 
     # --- coding side ----------------------------------------------------------------------
 
-    def enqueue(self, items: Sequence[ReviewRequest]) -> list[int]:
+    def enqueue(self, items: Sequence[ReviewRequest], source: str | None = None) -> list[int]:
         """Persist review requests (committed before return); their ids in input order.
 
         A text already waiting for review in the same batch (same ``text_key``, item not yet
@@ -97,19 +98,72 @@ class Queue(StoreBase):
         text that occurs 50,000 times is one item worth 50,000 records. Another instance may
         queue the same text at the same moment: the database's unique index on open items
         rejects the second insert, and the whole call is retried (then it finds the item).
+
+        ``source`` names the run the requests come from (a bulk file, a job). With it the call
+        is idempotent per (source, text): a repeat sets that run's occurrences instead of adding
+        them, and returns the run's item even when it was decided in the meantime.
         """
         if not items:
             return []
         for attempt in range(_ENQUEUE_ATTEMPTS):
             try:
                 with self._tx() as s:
+                    if source is not None:
+                        return self._enqueue_from(s, items, source)
                     return self._enqueue(s, items)
             except (IntegrityError, _ItemClosed):
                 if attempt == _ENQUEUE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _enqueue_from(self, s: Session, items: Sequence[ReviewRequest], source: str) -> list[int]:
+        merged: dict[str, ReviewRequest] = {}
+        for r in items:
+            m = merged.get(r.text_key)
+            merged[r.text_key] = (
+                r if m is None else replace(m, occurrences=m.occurrences + r.occurrences)
+            )
+        keys = sorted(merged)
+        known: dict[str, ReviewContribution] = {}
+        for i in range(0, len(keys), 500):
+            for c in s.scalars(
+                select(ReviewContribution).where(
+                    ReviewContribution.source == source,
+                    ReviewContribution.text_key.in_(keys[i : i + 500]),
+                )
+            ):
+                known[c.text_key] = c
+        fresh = [r for k, r in merged.items() if k not in known]
+        ids = dict(zip([r.text_key for r in fresh], self._enqueue(s, fresh), strict=True))
+        s.add_all(
+            [
+                ReviewContribution(
+                    source=source,
+                    text_key=r.text_key,
+                    item_id=ids[r.text_key],
+                    occurrences=r.occurrences,
+                )
+                for r in fresh
+            ]
+        )
+        for key, c in sorted(known.items()):
+            delta = merged[key].occurrences - c.occurrences
+            if delta:
+                c.occurrences = merged[key].occurrences
+                # A decided item keeps its count: the records it stood for were answered.
+                s.execute(
+                    update(ReviewItem)
+                    .where(ReviewItem.id == c.item_id, ReviewItem.status.in_(OPEN_STATUSES))
+                    .values(occurrences=ReviewItem.occurrences + delta)
+                    .execution_options(synchronize_session=False)
+                )
+            ids[key] = c.item_id
+        s.flush()
+        return [ids[r.text_key] for r in items]
+
     def _enqueue(self, s: Session, items: Sequence[ReviewRequest]) -> list[int]:
+        if not items:
+            return []
         picked: list[ReviewItem] = []
         keys = sorted({r.text_key for r in items})
         open_items: dict[tuple[str, str | None], ReviewItem] = {}

@@ -1,7 +1,8 @@
 """Schema bootstrap of the review store: Alembic migrations to head, one instance at a time.
 
-The ORM classes of the queue live in :mod:`service.db` with the other tables; the migrations
-that build all of them live in ``service/review/migrations``.
+The queue's main ORM classes live in :mod:`service.db` with the other tables; the review-only
+ones added since (contributions, memory votes) and the queue's unique indexes live here. The
+migrations that build all of them live in ``service/review/migrations``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, text
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import ReviewItem, make_engine
+from service.db import Base, ReviewItem, make_engine
 
 _PG_MIGRATION_LOCK = 74_201_561  # arbitrary constant: serialises init_db across instances
 
@@ -66,3 +68,18 @@ OPEN_TEXT_INDEXES = (
         postgresql_where=text(f"{_OPEN} AND batch IS NULL"),
     ),
 )
+
+
+class ReviewContribution(Base):
+    """How many records one run (a bulk file, a job) put on a review item.
+
+    Keyed by (source, text key), so a run that is repeated after a crash finds its own
+    contribution and sets it again instead of adding it twice, and does not queue anew a text
+    that was decided in the meantime (issue 16 L3).
+    """
+
+    __tablename__ = "review_contributions"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
+    occurrences: Mapped[int] = mapped_column(Integer)

@@ -23,7 +23,15 @@ from service.review.store import ReviewStore, init_db
 from service.taxonomy import load_taxonomy
 
 PG_URL = os.environ.get("ICCS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = ("review_audit", "review_decisions", "decision_memory", "review_items", "api_keys", "jobs")
+TABLES = (
+    "review_contributions",
+    "review_audit",
+    "review_decisions",
+    "decision_memory",
+    "review_items",
+    "api_keys",
+    "jobs",
+)
 
 
 def pg_schema_engine(schema: str) -> Engine:
