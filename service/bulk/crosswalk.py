@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from service.bulk import io as bio
+from service.bulk.formulas import neutralise
 from service.errors import FileFormatError, InvalidInput
 from service.models.policy import REJECTED, REVIEW
 from service.taxonomy import Taxonomy, ancestor_at, load_taxonomy
@@ -197,7 +198,10 @@ def write_crosswalk(table: Crosswalk, output: Path) -> None:
         with output.open("w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=PAIR_COLUMNS, lineterminator="\n")
             writer.writeheader()
-            writer.writerows(table.pairs)
+            writer.writerows(
+                {k: neutralise(v) if isinstance(v, str) else v for k, v in p.items()}
+                for p in table.pairs
+            )
     elif fmt == "xlsx":
         bio.write_sheets(
             output,

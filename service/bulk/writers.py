@@ -19,12 +19,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from service.bulk.formulas import FORMULA_START, needs_neutralising, neutralise
 from service.bulk.readers import cell_text
 from service.errors import FileFormatError
 
 # Excel's sheet limit, header included.
 XLSX_MAX_ROWS = 1_048_576
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Strings openpyxl would store as error cells rather than text.
+_XLSX_ERRORS = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 
 Sheet = tuple[str, Sequence[str], Iterable[Sequence[Any]]]
 
@@ -42,7 +45,8 @@ def csv_text(value: Any) -> str:
 
 
 def csv_field(value: str) -> str:
-    """A cell quoted the minimal RFC 4180 way (comma-delimited output)."""
+    """A cell neutralised (:func:`neutralise`) and quoted the minimal RFC 4180 way."""
+    value = neutralise(value)
     if '"' in value:
         return '"' + value.replace('"', '""') + '"'
     if "," in value or "\n" in value or "\r" in value:
@@ -106,13 +110,13 @@ def write_xlsx(path: Path, columns: Sequence[str], tables: Iterable[pa.Table]) -
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("coded")
-    ws.append(list(columns))
+    ws.append([xlsx_value(c, ws) for c in columns])
     n = 0
     for table in tables:
         for batch in table.to_batches(max_chunksize=10_000):
             cols = batch.to_pydict()
             for row in zip(*cols.values(), strict=True):
-                ws.append([xlsx_value(v) for v in row])
+                ws.append([xlsx_value(v, ws) for v in row])
                 n += 1
                 if n >= XLSX_MAX_ROWS:
                     raise FileFormatError(
@@ -128,12 +132,28 @@ def write_xlsx_tables(path: Path, schema: pa.Schema, tables: Iterable[pa.Table])
     write_xlsx(path, schema.names, tables)
 
 
-def xlsx_value(v: Any) -> Any:
-    """A value as an XLSX cell takes it."""
-    if v is None or isinstance(v, str | int | float | bool | dt.datetime | dt.date):
-        # Control characters are illegal in XLSX cells; drop them rather than fail the file.
-        return _ILLEGAL_XLSX.sub("", v) if isinstance(v, str) else v
-    return cell_text(v)
+def xlsx_value(v: Any, ws: Any) -> Any:
+    """A value as a cell of the write-only sheet ``ws``: text always stays text.
+
+    openpyxl stores a string that starts with ``=`` as a formula and ``#N/A`` as an error;
+    those become string cells, and a cell that could run (:func:`needs_neutralising`) also
+    gets Excel's quote prefix (the apostrophe a user types), so it stays text when edited.
+    The value itself is unchanged: reading the file back gives the text that was written.
+    """
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.isoformat()  # Excel has no time zones; the text keeps the offset
+    if v is None or isinstance(v, int | float | bool | dt.datetime | dt.date):
+        return v
+    # Control characters are illegal in XLSX cells; drop them rather than fail the file.
+    text = _ILLEGAL_XLSX.sub("", v if isinstance(v, str) else cell_text(v))
+    if text[:1] not in FORMULA_START and text not in _XLSX_ERRORS:
+        return text
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, value=text)
+    cell.data_type = "s"
+    cell.quotePrefix = needs_neutralising(text)
+    return cell
 
 
 def write_sheets(path: Path, sheets: Sequence[Sheet]) -> None:
@@ -143,9 +163,9 @@ def write_sheets(path: Path, sheets: Sequence[Sheet]) -> None:
     wb = Workbook(write_only=True)
     for name, header, rows in sheets:
         ws = wb.create_sheet(name)
-        ws.append(list(header))
+        ws.append([xlsx_value(c, ws) for c in header])
         for row in rows:
-            ws.append([xlsx_value(v) for v in row])
+            ws.append([xlsx_value(v, ws) for v in row])
     wb.save(path)
 
 

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.bulk.formulas import neutralise
 from service.labels import COLUMNS, LabelledRow
 from service.normalize import default_normalizer
 from service.review.store import ReviewStore
@@ -75,7 +76,10 @@ def export_reviewed(
             for row, provenance in sorted(
                 newest.values(), key=lambda p: int(p[0].source_key.split("-")[1])
             ):
-                writer.writerow({**row.as_dict(), **provenance})
+                cells = {**row.as_dict(), **provenance}
+                # Opened in a spreadsheet, a text like "=HYPERLINK(...)" must not run. The
+                # apostrophe does not change what training sees: the normaliser drops it.
+                writer.writerow({k: neutralise(v) for k, v in cells.items()})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
