@@ -46,11 +46,21 @@ def detect_encoding(head: bytes) -> str:
 
 
 def check_encoding(name: str) -> str:
-    """The codec name, or :class:`FileFormatError` for one Python does not know."""
+    """The codec name; :class:`FileFormatError` for one Python does not know, or for a codec
+    that does not turn bytes into text (``base64``, ``rot13``, ``zlib_codec``), which would
+    otherwise fail only when the file is opened.
+    """
     try:
-        return codecs.lookup(name).name
+        codec = codecs.lookup(name).name
+        b"x".decode(codec, "ignore")  # a non-text codec refuses here (empty input would not)
     except LookupError as exc:
-        raise FileFormatError(f"Unknown encoding '{name}'.", encoding=name) from exc
+        message = (
+            f"Encoding '{name}' is not a text encoding; use e.g. utf-8, cp1252 or latin-1."
+            if "text encoding" in str(exc)
+            else f"Unknown encoding '{name}'."
+        )
+        raise FileFormatError(message, encoding=name) from exc
+    return codec
 
 
 def sniff_delimiter(sample: str, preferred: str = ",") -> str:

@@ -228,3 +228,26 @@ def test_file_format_by_extension() -> None:
     assert bio.file_format(Path("a.pq")) == "parquet"
     with pytest.raises(FileFormatError):
         bio.file_format(Path("a.xls"))
+
+
+@pytest.mark.parametrize("codec", ["base64", "rot13", "zlib_codec", "hex", "bz2"])
+def test_non_text_codecs_are_refused_at_once(tmp_path: Path, codec: str) -> None:
+    p = tmp_path / "a.csv"
+    p.write_text("text\ntheft\n", encoding="utf-8")
+    with pytest.raises(FileFormatError, match="not a text encoding"):
+        bio.open_reader(p, encoding=codec)
+
+
+def test_duplicate_parquet_column_names_are_made_unique(tmp_path: Path) -> None:
+    p = tmp_path / "dup.parquet"
+    table = pa.Table.from_arrays(
+        [pa.array(["theft", "fraud"]), pa.array(["a", "b"]), pa.array([1, 2])],
+        names=["text", "text", ""],
+    )
+    pq.write_table(table, p)
+    reader = bio.open_reader(p)
+    assert reader.columns == ["text", "text.1", "column_3"]
+    (chunk,) = reader.chunks(10)
+    assert chunk.strings("text") == ["theft", "fraud"]
+    assert chunk.strings("text.1") == ["a", "b"]
+    assert reader.empty_table().column_names == reader.columns
