@@ -156,3 +156,24 @@ def test_csv_field_over_the_csv_module_limit_is_one_row(
     assert [r["id"] for r in coded] == ["1", "2", "3"]
     assert coded[1]["text"] == huge
     assert coded[1]["reason"] in (TRUNCATED, "no_words", "not_an_offence")
+
+
+def test_parquet_cells_are_cut_before_a_dictionary_is_expanded(tmp_path: Path) -> None:
+    # One long value on every row: tiny on disk (dictionary-encoded), huge once expanded.
+    src = tmp_path / "dict.parquet"
+    values = pa.array(["burglary " * 50] * 1000 + [None, "theft"])
+    pq.write_table(pa.table({"text": values, "n": list(range(1002))}), src)
+    reader = bio.open_reader(src, max_cell_chars=20)
+    assert reader.empty_table().schema.field("text").type == pa.string()
+    texts = [t for chunk in reader.chunks(300) for t in chunk.strings("text")]
+    assert len(texts) == 1002
+    assert set(texts[:1000]) == {("burglary " * 50)[:20]}
+    assert texts[1000:] == ["", "theft"]
+
+
+def test_parquet_row_group_over_the_limit_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"text": [f"theft of a bicycle {i}" for i in range(20_000)]}), src)
+    with pytest.raises(FileTooLarge):
+        bio.open_reader(src, max_decompressed_bytes=10_000)
+    assert bio.open_reader(src).columns == ["text"]
