@@ -19,6 +19,7 @@ _LAZY = {
     "review": "service.review.commands:review",
     "classify-file": "service.bulk.commands:classify_file",
     "crosswalk": "service.bulk.commands:crosswalk",
+    "worker": "service.bulk.worker:worker",
 }
 
 

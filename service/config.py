@@ -6,6 +6,7 @@ Every field here is documented in the README's settings table; a test keeps them
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -118,6 +119,32 @@ class Settings(BaseSettings):
     review_lease_seconds: int = Field(
         600, ge=1, description="How long a claimed review item stays with its reviewer."
     )
+    jobs_dir: Path | None = Field(
+        None,
+        description="Where bulk job files live (uploads, results, checkpoints); default: "
+        "state_dir/jobs. With several instances or workers, one folder every one of them "
+        "reaches (a shared filesystem).",
+    )
+    job_runner: Literal["embedded", "off"] = Field(
+        "embedded",
+        description="embedded: the API process runs queued bulk jobs in a thread; off: it only "
+        "queues them and `iccs worker` processes run them.",
+    )
+    job_lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="How long a worker's claim on a running job lasts; the worker renews it "
+        "every quarter of this. A job whose worker died is resumed by another after it.",
+    )
+    job_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Starts a job gets (its worker died, lost its lease or hit an unexpected "
+        "error) before it is marked failed.",
+    )
+    max_active_jobs_per_key: int = Field(
+        20, ge=0, description="Jobs one API key may have queued or running at once (0: no limit)."
+    )
     log_fingerprint_key: SecretStr | None = Field(
         None,
         description="Secret that keys the text fingerprint in log lines (HMAC-SHA256); default: "
@@ -140,6 +167,10 @@ class Settings(BaseSettings):
             minimum=self.min_precision_floor,
             maximum=HIGHEST_PRECISION,
         )
+
+    def resolved_jobs_dir(self) -> Path:
+        """The bulk jobs folder, defaulting to ``jobs`` under the state directory."""
+        return self.jobs_dir if self.jobs_dir is not None else self.state_dir / "jobs"
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under the state directory."""

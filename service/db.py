@@ -124,7 +124,7 @@ class MemoryEntry(Base):
 
 
 class Job(Base):
-    """A bulk classification job submitted over HTTP; files live under the state directory."""
+    """A bulk classification job submitted over HTTP; its files live in the jobs folder."""
 
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -141,6 +141,15 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The worker that holds the job while it runs, until when (renewed by its heartbeat), and
+    # how many times the job was started: a job whose workers keep dying is failed, not retried.
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When retention removed the job's files; the row and its counts stay.
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:

@@ -184,3 +184,16 @@ class ModelIntegrityError(RegistryError):
     missing or extra files), or the entry predates digests: it is not loaded."""
 
     code = "model_integrity_error"
+
+
+class QuotaExceeded(RateLimited):
+    """A key already has as many bulk jobs queued or running as it may (429, Retry-After)."""
+
+    code = "job_quota_exceeded"
+
+
+class Gone(ICCSError):
+    """A resource whose content was removed on purpose (a job's files after retention)."""
+
+    code = "gone"
+    http_status = 410

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from service.api.deps import MetricsReader, ServicesDep
 from service.api.v1.responses import error_responses
 from service.api.v1.schemas import HealthResponse
-from service.errors import DatabaseUnavailable, ModelNotReady
+from service.errors import DatabaseUnavailable, ModelNotReady, ServiceNotReady
 
 router = APIRouter(tags=["health"])
 
@@ -36,7 +36,7 @@ async def healthz() -> HealthResponse:
     responses=error_responses(503),
 )
 def readyz(services: ServicesDep) -> HealthResponse:
-    """200 when the model is loaded and the database answers `SELECT 1`; else 503."""
+    """200 when the model is loaded, the database answers and the job runner (if any) runs."""
     if services.predictor is None:
         raise ModelNotReady("The model is not loaded.")
     if services.engine is None:
@@ -50,9 +50,13 @@ def readyz(services: ServicesDep) -> HealthResponse:
         ) from exc
     if services.store is not None and not services.store.ping():
         raise DatabaseUnavailable("The review tables are not reachable.")
-    return HealthResponse(
-        status="ok", checks={"model": services.predictor.version, "database": "ok"}
-    )
+    checks = {"model": services.predictor.version, "database": "ok", "job_runner": "off"}
+    if services.settings.job_runner == "embedded":
+        # This instance is meant to run bulk jobs: a runner that stopped or died is not ready.
+        if not getattr(services.job_runner, "running", False):
+            raise ServiceNotReady("job runner", "This instance's bulk job runner is not running.")
+        checks["job_runner"] = "running"
+    return HealthResponse(status="ok", checks=checks)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
