@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     review_lease_seconds: int = Field(
         600, ge=1, description="How long a claimed review item stays with its reviewer."
     )
+    memory_min_agreeing: int = Field(
+        2,
+        ge=1,
+        description="Reviewers whose codes for a text must agree before decision memory codes "
+        "identical texts automatically (an admin's decision is enough on its own); 1 trusts a "
+        "single reviewer.",
+    )
     jobs_dir: Path | None = Field(
         None,
         description="Where bulk job files live (uploads, results, checkpoints); default: "

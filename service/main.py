@@ -93,7 +93,11 @@ def start_services(services: Services) -> None:
     key = settings.log_fingerprint_key
     secret = fingerprint_secret(key.get_secret_value() if key else None, settings.state_dir)
     services.fingerprint = TextFingerprint(secret)
-    services.store = ReviewStore(engine, lease_seconds=settings.review_lease_seconds)
+    services.store = ReviewStore(
+        engine,
+        lease_seconds=settings.review_lease_seconds,
+        memory_min_agreeing=settings.memory_min_agreeing,
+    )
     predictor = load_predictor(
         settings.registry_dir,
         settings.model_version,

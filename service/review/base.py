@@ -21,9 +21,13 @@ log = logging.getLogger(__name__)
 class StoreBase:
     """Engine, sessions and the helpers the queue, decisions, memory and statistics use."""
 
-    def __init__(self, engine: Engine, lease_seconds: int = 600) -> None:
+    def __init__(
+        self, engine: Engine, lease_seconds: int = 600, memory_min_agreeing: int = 2
+    ) -> None:
         self.engine = engine
         self.lease = timedelta(seconds=lease_seconds)
+        # Agreeing reviewers a remembered code needs before it is applied automatically.
+        self.memory_min_agreeing = max(1, memory_min_agreeing)
         self._sessions = session_factory(engine)
         self.is_postgres = engine.dialect.name == "postgresql"
 

@@ -28,9 +28,11 @@ def open_store(settings: Settings) -> ReviewStore:
     """The review store of these settings, migrated to the newest schema."""
     if not settings.database_url:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return ReviewStore.from_url(
+    store = ReviewStore.from_url(
         settings.resolved_database_url(), lease_seconds=settings.review_lease_seconds
     )
+    store.memory_min_agreeing = settings.memory_min_agreeing
+    return store
 
 
 @click.group(cls=ICCSGroup)
@@ -71,15 +73,28 @@ def memory() -> None:
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.pass_context
 def memory_list(ctx: click.Context, include_retired: bool, limit: int) -> None:
-    """Entries, newest first: text key, code, who decided, and whether retired.
+    """Entries, newest first: text key, code, item, who decided and when, how many reviewers
+    agree, and whether it applies (active), waits for agreement, or was retired.
 
     Texts are not printed (they can name people); look an item up by id instead.
     """
     store = open_store(_settings(ctx))
     try:
-        for e in store.memory_entries(include_retired=include_retired, limit=limit):
-            state = f"retired by {e.retired_by}" if e.retired_at else "active"
-            click.echo(f"{e.text_key}\t{e.code}\titem {e.item_id}\t{e.decided_by}\t{state}")
+        entries = store.memory_entries(include_retired=include_retired, limit=limit)
+        agreement = store.memory_agreement([e.text_key for e in entries])
+        for e in entries:
+            agreeing, active = agreement.get(e.text_key, (0, False))
+            if e.retired_at:
+                state = f"retired by {e.retired_by}"
+            else:
+                state = (
+                    "active" if active else f"waiting ({agreeing} of {store.memory_min_agreeing})"
+                )
+            when = e.decided_at.strftime("%Y-%m-%d %H:%M")
+            click.echo(
+                f"{e.text_key}\t{e.code}\titem {e.item_id}\t{e.decided_by}\t{when}\t"
+                f"{agreeing} agreeing\t{state}"
+            )
     finally:
         store.engine.dispose()
 

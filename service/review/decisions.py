@@ -94,13 +94,15 @@ class Decisions(Leases, Memory):
         action: str,
         code: str | None = None,
         note: str | None = None,
+        by_admin: bool = False,
     ) -> ReviewItem:
         """Record a reviewer's decision.
 
         ``accept`` takes one of the item's suggestions (the top one when ``code`` is omitted);
         ``correct`` takes any ICCS code at any level; ``reject`` marks the text as not an
         offence; ``skip`` hands the item back. The reviewer must hold the lease or the item
-        must be free (then the decision claims it in the same transaction).
+        must be free (then the decision claims it in the same transaction). ``by_admin``: the
+        reviewer is an admin, whose code decision memory applies without a second opinion.
         """
         if action not in ACTIONS:
             raise InvalidInput(
@@ -130,6 +132,7 @@ class Decisions(Leases, Memory):
                 self._audit(s, item, reviewer, "skipped", CLAIMED, to, note=note)
                 return item
             s.flush()
+            self._vote(s, item, reviewer, final_code or NOT_AN_OFFENCE, now, by_admin)
             self._settle(s, item, reviewer, action, final_code, note, now)
             return item
 

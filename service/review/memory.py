@@ -1,7 +1,11 @@
 """Decision memory: the newest human code for a normalised text, reused for identical texts.
 
-An admin can list the entries (who decided, when) and retire one; a retired entry stays, so
-the audit trail still explains past answers.
+One reviewer's decision is not applied automatically to every later identical text: an entry
+is active once ``memory_min_agreeing`` reviewers' latest codes for the text agree with it, or
+an admin's does (issue 16 #10). Entries with no votes at all were written outside the review
+workflow (an admin's curated import) and count as confirmed. An admin can list the entries
+(who decided, when, how many agree) and retire one; a retired entry stays, so the audit trail
+still explains past answers.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -18,6 +22,7 @@ from sqlalchemy.orm import Session
 from service.db import MemoryEntry, ReviewItem, utcnow
 from service.errors import InvalidInput, NotFound
 from service.review.base import StoreBase
+from service.review.tables import MemoryVote
 from service.review.values import aware
 
 
@@ -37,9 +42,57 @@ class Memory(StoreBase):
                     select(MemoryEntry.text_key, MemoryEntry.code).where(
                         MemoryEntry.text_key.in_(keys[i : i + 500]),
                         MemoryEntry.retired_at.is_(None),
+                        self._confirmed(),
                     )
                 )
                 out.update({k: c for k, c in rows})
+        return out
+
+    def _confirmed(self) -> Any:
+        """SQL: the memory entry has the agreement it needs to be applied automatically."""
+        v, m = MemoryVote, MemoryEntry
+        same = and_(v.text_key == m.text_key, v.code == m.code)
+        agreeing = select(func.count()).where(same).correlate(m).scalar_subquery()
+        return or_(
+            ~exists().where(v.text_key == m.text_key).correlate(m),
+            exists().where(same, v.by_admin.is_(True)).correlate(m),
+            agreeing >= self.memory_min_agreeing,
+        )
+
+    def _vote(
+        self,
+        s: Session,
+        item: ReviewItem,
+        reviewer: str,
+        code: str,
+        now: datetime,
+        by_admin: bool,
+    ) -> None:
+        """Record a reviewer's final code for the item's text (their latest one counts)."""
+        values = {"code": code, "item_id": item.id, "decided_at": now, "by_admin": by_admin}
+        insert = pg_insert if self.is_postgres else sqlite_insert
+        stmt = insert(MemoryVote).values(text_key=item.text_key, reviewer=reviewer, **values)
+        s.execute(stmt.on_conflict_do_update(index_elements=["text_key", "reviewer"], set_=values))
+
+    def memory_agreement(self, text_keys: Sequence[str]) -> dict[str, tuple[int, bool]]:
+        """Per text key: reviewers agreeing with the entry's code, and whether it is active."""
+        out: dict[str, tuple[int, bool]] = {}
+        keys = list(text_keys)
+        v, m = MemoryVote, MemoryEntry
+        agreeing = (
+            select(func.count())
+            .where(v.text_key == m.text_key, v.code == m.code)
+            .correlate(m)
+            .scalar_subquery()
+        )
+        with self._sessions() as s:
+            for i in range(0, len(keys), 500):
+                rows = s.execute(
+                    select(
+                        m.text_key, agreeing, and_(m.retired_at.is_(None), self._confirmed())
+                    ).where(m.text_key.in_(keys[i : i + 500]))
+                )
+                out.update({k: (int(n), bool(active)) for k, n, active in rows})
         return out
 
     def _remember(
@@ -92,6 +145,12 @@ class Memory(StoreBase):
                     item_id=item_id,
                 )
             entry.retired_at, entry.retired_by = utcnow(), actor
+            # The votes for the retired code go too: reviving it needs fresh agreement.
+            s.execute(
+                delete(MemoryVote).where(
+                    MemoryVote.text_key == entry.text_key, MemoryVote.code == entry.code
+                )
+            )
             if entry.item_id is not None:
                 item = s.get(ReviewItem, entry.item_id)
                 if item is not None:

@@ -7,11 +7,12 @@ migrations that build all of them live in ``service/review/migrations``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, false, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -83,3 +84,19 @@ class ReviewContribution(Base):
     text_key: Mapped[str] = mapped_column(String(40), primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
     occurrences: Mapped[int] = mapped_column(Integer)
+
+
+class MemoryVote(Base):
+    """A reviewer's latest final code for a text: what decision memory counts as agreement.
+
+    A remembered code is applied automatically only when enough reviewers' votes agree with
+    it (``ICCS_MEMORY_MIN_AGREEING``) or an admin's does (issue 16 #10).
+    """
+
+    __tablename__ = "memory_votes"
+    text_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reviewer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    code: Mapped[str] = mapped_column(String(20))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("review_items.id"), nullable=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

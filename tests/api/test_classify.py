@@ -195,7 +195,8 @@ def test_review_memory_answers_a_text_a_reviewer_already_coded(
     first = _classify(shared_client, h, text="GBH on a bouncer", min_precision=0.999)
     assert first["status"] == "review"
     store.claim(first["review_id"], "alice")
-    store.decide(first["review_id"], "alice", "correct", code="02011")
+    # An admin's decision applies at once (a reviewer's waits for a second: MEMORY_MIN_AGREEING).
+    store.decide(first["review_id"], "alice", "correct", code="02011", by_admin=True)
     # Same text up to case and punctuation: decision memory answers, not the model.
     again = _classify(shared_client, h, text="gbh on a bouncer!", id="R2", min_precision=0.999)
     assert again["source"] == "review_memory"

@@ -24,6 +24,7 @@ from service.taxonomy import load_taxonomy
 
 PG_URL = os.environ.get("ICCS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = (
+    "memory_votes",
     "review_contributions",
     "review_audit",
     "review_decisions",

@@ -83,10 +83,11 @@ def test_claim_decide_history_flow(api: Any, queued: list[int]) -> None:
     assert last["note"] == "threat, not assault"
     one = api.client.get(f"/v1/reviews/{first}", headers=api.h("bob")).json()
     assert one["decisions"][0]["reviewer"] == "alice"
-    # Memory now codes identical texts.
-    assert api.store.memory_lookup(["key-Punched him in the face"]) == {
-        "key-Punched him in the face": "020121"
+    # Memory remembers the code, but one reviewer is not enough to code identical texts.
+    assert api.store.memory_agreement(["key-Punched him in the face"]) == {
+        "key-Punched him in the face": (1, False)
     }
+    assert api.store.memory_lookup(["key-Punched him in the face"]) == {}
 
 
 def test_claim_next_and_empty_queue(api: Any, queued: list[int]) -> None:

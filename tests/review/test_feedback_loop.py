@@ -61,6 +61,7 @@ def test_review_correction_is_learned(
 
     # 1. The record goes to review (queue_review forces it even if the model were sure).
     store = ReviewStore.from_url(settings.resolved_database_url())
+    store.memory_min_agreeing = 1  # one reviewer's code applies at once (agreement: elsewhere)
     coder = Coder(predictor, store)
     (first,) = coder.code([text], batch="feedback")
     if first.review_id is None:

@@ -211,6 +211,7 @@ def test_claim_next_by_occurrences(store: ReviewStore, make_request) -> None:
 
 
 def test_decision_memory_and_retire(store: ReviewStore, make_request) -> None:
+    store.memory_min_agreeing = 1  # one reviewer suffices here; see test_memory_agreement.py
     a, b = store.enqueue([make_request("a", key="ka"), make_request("b", key="kb")])
     store.decide(a, "alice", "correct", code="0501")
     store.decide(b, "alice", "reject")
@@ -349,6 +350,7 @@ class _FakePredictor:
 
 
 def test_coder_uses_store_queue_and_memory(store: ReviewStore) -> None:
+    store.memory_min_agreeing = 1  # one reviewer suffices here; see test_memory_agreement.py
     coder = Coder(_FakePredictor(), store)  # type: ignore[arg-type]
     out = coder.code(["Punched a man", "punched a MAN!"], record_ids=["r1", "r2"], batch="b")
     assert out[0].review_id == out[1].review_id is not None

@@ -26,6 +26,8 @@ from service.api.v1.schemas import (
     DoubleReviewResponse,
     ErrorResponse,
     HistoryResponse,
+    MemoryEntryResponse,
+    MemoryListResponse,
     MemoryRetireResponse,
     ReviewItemResponse,
     ReviewListResponse,
@@ -272,6 +274,34 @@ def double_review(
     return DoubleReviewResponse(flagged=n)
 
 
+@router.get("/memory", summary="Decision-memory entries (admin)", responses=_errors(422))
+def list_memory(
+    store: StoreDep,
+    principal: Admin,
+    include_retired: Annotated[bool, Query(description="Include retired entries.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MemoryListResponse:
+    """Who decided what and when, how many reviewers agree, and whether it applies yet."""
+    entries = store.memory_entries(include_retired=include_retired, limit=limit)
+    agreement = store.memory_agreement([e.text_key for e in entries])
+    return MemoryListResponse(
+        entries=[
+            MemoryEntryResponse(
+                text_key=e.text_key,
+                code=e.code,
+                item_id=e.item_id,
+                decided_by=e.decided_by,
+                decided_at=aware(e.decided_at) or e.decided_at,
+                agreeing=agreement.get(e.text_key, (0, False))[0],
+                active=agreement.get(e.text_key, (0, False))[1],
+                retired_by=e.retired_by,
+                retired_at=aware(e.retired_at),
+            )
+            for e in entries
+        ]
+    )
+
+
 @router.get("/{item_id}", summary="One review item", responses=_errors(404, 422))
 def get_review(item_id: ItemId, store: StoreDep, principal: Reviewer) -> ReviewItemResponse:
     """The item with its suggestions (titles and paths) and decisions."""
@@ -303,7 +333,9 @@ def decide_review(
     item_id: ItemId, body: DecisionRequest, store: StoreDep, principal: Reviewer
 ) -> ReviewItemResponse:
     """Accept a suggestion, correct to any ICCS code, reject as not an offence, or skip."""
-    item = store.decide(item_id, principal.name, body.action, body.code, body.note)
+    item = store.decide(
+        item_id, principal.name, body.action, body.code, body.note, by_admin=principal.can(MANAGE)
+    )
     return _full(store, item, principal)
 
 

@@ -614,3 +614,26 @@ class JobResponse(BaseModel):
         description="Where to download the coded file, once done.",
         examples=["/v1/jobs/3f1c2a8e-5b7d-4a11-9c1e-2b0f6f6d1e42/result"],
     )
+
+
+class MemoryEntryResponse(BaseModel):
+    """A decision-memory entry (without its text, which can name people)."""
+
+    text_key: str = Field(description="Key of the normalised text.", examples=["3f2a..."])
+    code: str = Field(description="The remembered code (not_an_offence for reject).")
+    item_id: int | None = Field(description="Review item the newest decision was made on.")
+    decided_by: str = Field(description="Reviewer of the newest decision.", examples=["alice"])
+    decided_at: datetime = Field(description="When (UTC).")
+    agreeing: int = Field(description="Reviewers whose latest code for the text is this one.")
+    active: bool = Field(
+        description="Applied automatically to identical texts: enough reviewers agree "
+        "(ICCS_MEMORY_MIN_AGREEING), or an admin decided, and not retired."
+    )
+    retired_by: str | None = Field(description="Admin who retired it, if retired.")
+    retired_at: datetime | None = Field(description="When it was retired (UTC).")
+
+
+class MemoryListResponse(BaseModel):
+    """Decision-memory entries, newest first."""
+
+    entries: list[MemoryEntryResponse]
