@@ -124,14 +124,37 @@ def write_model_card(path: Path, manifest: dict[str, Any], metrics: dict[str, An
         "",
         "## Intended use and limits",
         "",
-        "Suggests ICCS codes for offence descriptions in English; Spanish and French are "
-        "learnt from hand-written records only and German and Portuguese from a few, with no "
-        "national list in those languages to measure them on. Confidence is calibrated on "
-        "national code lists from the US, UK and India; "
-        "recalibrate (retrain) before relying on thresholds for other jurisdictions. Records "
-        "below threshold go to human review.",
+        "Suggests ICCS codes for offence descriptions; records below threshold go to human "
+        "review. " + _languages_measured(metrics) + " " + _calibrated_on(manifest),
     ]
     Path(path).write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def _languages_measured(metrics: dict[str, Any]) -> str:
+    """Which languages the held-out figures cover, from this model's own evaluation."""
+    per = (metrics.get("languages") or {}).get("per_language") or {}
+    rows = {lang: m["exact"]["n"] for lang, m in per.items() if m.get("exact")}
+    if not rows:
+        return "No held-out figures by language: accuracy in any language is not measured."
+    measured = ", ".join(
+        f"{lang} ({n} rows)" for lang, n in sorted(rows.items(), key=lambda kv: -kv[1])
+    )
+    return f"Accuracy is measured out of fold in {measured}; other languages are not measured."
+
+
+def _calibrated_on(manifest: dict[str, Any]) -> str:
+    """What the thresholds were calibrated on, from the training config's folds."""
+    folds: dict[str, str] = manifest["config"].get("calibration_folds") or {}
+    if not folds:
+        return (
+            "Confidence is calibrated on stratified folds of the training rows, with no "
+            "jurisdiction held out: expect lower precision on a new jurisdiction's records."
+        )
+    return (
+        f"Confidence is calibrated on national lists predicted by heads that never saw them "
+        f"({', '.join(sorted(folds))}; {len(set(folds.values()))} folds); recalibrate "
+        "(retrain) before relying on the thresholds for other jurisdictions."
+    )
 
 
 def _int8_line(metrics: dict[str, Any]) -> str:

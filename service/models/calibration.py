@@ -9,7 +9,7 @@ operator or a request can ask for another precision without retraining.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from scipy.special import log_softmax
@@ -46,6 +46,14 @@ def expected_calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int 
     return float(ece)
 
 
+class CurveDict(TypedDict):
+    """A :class:`PrecisionCurve` as the manifest stores it."""
+
+    confidences: list[float]
+    precisions: list[float]
+    n: int
+
+
 @dataclass
 class PrecisionCurve:
     """Confidence -> precision of everything at or above it, for one level."""
@@ -76,12 +84,12 @@ class PrecisionCurve:
                 best = c
         return float(best)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CurveDict:
         """JSON-ready form for the manifest."""
         return {"confidences": self.confidences, "precisions": self.precisions, "n": self.n}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PrecisionCurve:
+    def from_dict(cls, d: CurveDict) -> PrecisionCurve:
         """Inverse of :meth:`to_dict`."""
         return cls(list(d["confidences"]), list(d["precisions"]), int(d["n"]))
 
