@@ -57,6 +57,23 @@ def test_quick_model_is_registered_and_promoted(tiny_registry):
         assert int8["top1_agreement"] >= 0.99
 
 
+def test_a_tampered_entry_is_not_loaded(tiny_registry, tmp_path):
+    import shutil
+
+    from service.errors import ModelIntegrityError
+    from service.models.predictor import load_predictor
+
+    shutil.copytree(tiny_registry, tmp_path / "registry")
+    reg = Registry(tmp_path / "registry")
+    head = reg.path(reg.active()) / "head.npz"
+    data = bytearray(head.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one weight
+    head.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError) as err:
+        load_predictor(tmp_path / "registry")
+    assert err.value.context["reason"] == "changed" and err.value.context["files"] == ["head.npz"]
+
+
 def test_predictions_are_consistent_down_the_tree(tiny_predictor):
     results = tiny_predictor.classify(["burglary of a dwelling house at night", "N/A", ""], top_k=3)
     first = results[0]
