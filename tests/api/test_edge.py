@@ -462,3 +462,34 @@ def test_healthz_answers_while_every_worker_thread_is_busy(edge: TestClient) -> 
             lambda: setattr(anyio.to_thread.current_default_thread_limiter(), "total_tokens", 40)
         )
     assert answered_while_busy == [200]
+
+
+@pytest.mark.parametrize("batch_name", ["b" * 201, "night\x00shift"])
+def test_a_job_with_an_unstorable_batch_name_is_refused_at_submit(
+    edge: TestClient,
+    headers: dict[str, dict[str, str]],
+    assert_error: Callable[..., dict[str, Any]],
+    batch_name: str,
+) -> None:
+    # The name reaches the database only when the job queues its review rows, after every row
+    # was coded (PostgreSQL: VARCHAR(200), no NUL): refused before the job starts instead.
+    boundary = "edge-batch-name"
+    parts = [
+        ("text_column", "text"),
+        ("to_review", "true"),
+        ("batch_name", batch_name),
+    ]
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode()
+        + v.encode()
+        + b"\r\n"
+        for k, v in parts
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\ntext\ntheft of a bicycle\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    h = {**headers["submitter"], "content-type": f"multipart/form-data; boundary={boundary}"}
+    err = assert_error(edge.post("/v1/jobs", content=body, headers=h), 422)
+    assert err["error"] == "validation_error", err

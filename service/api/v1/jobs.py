@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 
 from service.api.deps import ServicesDep, SettingsDep, Submitter
 from service.api.v1.responses import error_responses
-from service.api.v1.schemas import JobCounts, JobResponse
+from service.api.v1.schemas import JobCounts, JobResponse, StorableStr
 from service.auth import MANAGE, Principal
 from service.bulk.jobs import JobQueue
 from service.db import Job
@@ -105,7 +105,13 @@ def create_job(
         float | None, Form(description="Target precision of automatic coding.")
     ] = None,
     to_review: Annotated[bool, Form(description="Queue the review rows for reviewers.")] = False,
-    batch_name: Annotated[str | None, Form(description="Batch name of queued reviews.")] = None,
+    batch_name: Annotated[
+        StorableStr | None,
+        Form(
+            max_length=200,
+            description="Batch name of queued reviews (up to 200 characters, no NUL).",
+        ),
+    ] = None,
     encoding: Annotated[str | None, Form(description="CSV encoding (default: detected).")] = None,
     delimiter: Annotated[str | None, Form(description="CSV delimiter (default: sniffed).")] = None,
     output_format: Annotated[
