@@ -20,6 +20,7 @@ _LAZY = {
     "classify-file": "service.bulk.commands:classify_file",
     "crosswalk": "service.bulk.commands:crosswalk",
     "worker": "service.bulk.worker:worker",
+    "purge": "service.review.commands:purge",
 }
 
 

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     review_lease_seconds: int = Field(
         600, ge=1, description="How long a claimed review item stays with its reviewer."
     )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="Days offence texts are kept (decided review items, their notes, decision "
+        "memory, finished jobs' files): `iccs purge` without --older-than removes older ones; "
+        "0: kept until an operator purges.",
+    )
     memory_min_agreeing: int = Field(
         2,
         ge=1,

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from service.cli_support import ICCSGroup
 from service.config import Settings
+from service.db import utcnow
 from service.normalize import dedupe_key
 from service.review.export import DEFAULT_EXPORT, export_reviewed
 from service.review.store import ReviewStore
@@ -195,3 +198,48 @@ def stats_cmd(ctx: click.Context) -> None:
         },
     }
     click.echo(json.dumps(out, indent=2))
+
+
+_AGE = re.compile(r"^\s*(\d+)\s*([hdw]?)\s*$")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks", "": "days"}
+
+
+def parse_age(value: str) -> timedelta:
+    """``90d``, ``12h``, ``2w`` (or a bare number of days) as a duration."""
+    m = _AGE.match(value.lower())
+    if m is None:
+        raise click.BadParameter("give an age such as 90d, 12h or 2w.", param_hint="--older-than")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+@click.command("purge")
+@click.option(
+    "--older-than",
+    "older_than",
+    default=None,
+    help="Age cut-off, e.g. 90d, 12h, 2w (default: ICCS_RETENTION_DAYS).",
+)
+@click.pass_context
+def purge(ctx: click.Context, older_than: str | None) -> None:
+    """Remove offence texts older than the cut-off: from decided review items, their notes,
+    decision memory and finished jobs' files (plus orphaned uploads). Counts, codes and audit
+    events stay."""
+    settings = _settings(ctx)
+    if older_than is not None:
+        age = parse_age(older_than)
+    elif settings.retention_days:
+        age = timedelta(days=settings.retention_days)
+    else:
+        raise click.UsageError("Give --older-than (e.g. 90d) or set ICCS_RETENTION_DAYS.")
+    store = open_store(settings)
+    try:
+        counts = store.purge_texts(utcnow() - age, actor=f"purge:{getpass.getuser()}")
+    finally:
+        store.engine.dispose()
+    from service.bulk.jobs import purge_jobs
+
+    folders = purge_jobs(settings, age)
+    click.echo(
+        f"Removed texts older than {age} from {counts.items} review item(s) and "
+        f"{counts.memory_entries} decision-memory entries; removed {folders} job folder(s)."
+    )

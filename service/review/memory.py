@@ -176,7 +176,8 @@ class Memory(StoreBase):
             rows = s.execute(
                 select(MemoryEntry, ReviewItem)
                 .join(ReviewItem, ReviewItem.id == MemoryEntry.item_id)
-                .where(MemoryEntry.retired_at.is_(None))
+                # A text removed by retention is no training row any more.
+                .where(MemoryEntry.retired_at.is_(None), MemoryEntry.text != "")
                 .order_by(MemoryEntry.item_id)
             ).all()
             return [

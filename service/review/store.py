@@ -9,7 +9,8 @@ their own modules:
 - :mod:`service.review.leases`: claim, claim-next, release, lease expiry;
 - :mod:`service.review.decisions`: decisions, double review and what a reviewer may see;
 - :mod:`service.review.memory`: decision memory;
-- :mod:`service.review.stats`: progress statistics and Cohen's kappa.
+- :mod:`service.review.stats`: progress statistics and Cohen's kappa;
+- :mod:`service.review.retention`: removing old offence texts.
 
 SQLite (one instance) and PostgreSQL (several instances sharing one queue) run the same code;
 the only difference is that claiming on PostgreSQL locks candidate rows with
@@ -31,6 +32,7 @@ from service.db import make_engine
 from service.errors import UnknownDecisionCode
 from service.review.decisions import Decisions, is_blind, visible_decisions, visible_history
 from service.review.queue import Page
+from service.review.retention import PurgeCounts, Retention
 from service.review.stats import StatsQueries, cohen_kappa, kappa_from_table
 from service.review.tables import alembic_config as _alembic_config
 from service.review.tables import init_db
@@ -62,7 +64,7 @@ from service.review.values import (
 )
 
 
-class ReviewStore(Decisions, StatsQueries):
+class ReviewStore(Decisions, StatsQueries, Retention):
     """Durable review queue (implements :class:`service.coding.ReviewQueue`)."""
 
     @classmethod
@@ -94,6 +96,7 @@ __all__ = [
     "AuditView",
     "ItemFilter",
     "Page",
+    "PurgeCounts",
     "ReviewStore",
     "Stats",
     "UnknownDecisionCode",
