@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -37,10 +37,14 @@ class StoreBase:
             yield s
 
     def ping(self) -> bool:
-        """True when the database answers and the schema exists."""
+        """True when the database answers and the schema exists.
+
+        ``SELECT id ... LIMIT 1``, not ``COUNT(*)``: a readiness probe must cost the same on an
+        empty queue and on millions of items.
+        """
         try:
             with self.engine.connect() as conn:
-                conn.execute(select(func.count()).select_from(ReviewItem.__table__))
+                conn.execute(select(ReviewItem.id).limit(1))
             return True
         except Exception:  # noqa: BLE001 - readiness must answer, not raise
             log.warning("review store ping failed", exc_info=True)

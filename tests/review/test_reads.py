@@ -64,3 +64,20 @@ def test_list_and_stats_do_not_write(store: ReviewStore, make_request) -> None:
     # The next write records the expiry in the audit trail.
     assert store.claim(ids[0], "bob").claimed_by == "bob"
     assert ("system", "lease_expired") in [(e.actor, e.action) for e in store.history(ids[0])]
+
+
+def test_ping_does_not_count_the_queue(store: ReviewStore, make_request) -> None:
+    # Issue 16 L5: /readyz pings the store on every probe; COUNT(*) scans the whole table.
+    store.enqueue([make_request(t) for t in "ab"])
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.lower())
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        assert store.ping()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert statements and not any("count(" in s for s in statements), statements
+    assert any("limit" in s for s in statements), statements
