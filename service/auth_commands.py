@@ -1,4 +1,4 @@
-"""``iccs keys``: create, list and revoke API keys (wired into ``service.cli`` by the lead)."""
+"""``iccs keys``: create, list and revoke API keys (a lazy command of ``service.cli``)."""
 
 from __future__ import annotations
 

@@ -19,12 +19,13 @@ from service.models.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
-from service.models.hierarchy import HierarchicalClassifier, node_aggregation
+from service.models.hierarchy import HierarchicalClassifier
 from service.models.linear_head import LinearHead
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
 from service.models.policy import ClassColumns, rejects
 from service.models.predictor import FeatureBuilder, Scorer
+from service.models.tree import node_aggregation
 from service.taxonomy import ancestor_at, level_of
 from training.config import TrainConfig
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve, effective_target
-from service.models.hierarchy import node_aggregation
 from service.models.policy import AUTO, ClassColumns, decide_row, rejects
+from service.models.tree import node_aggregation
 from service.taxonomy import ancestor_at, level_of, load_taxonomy
 from training.head import level_outcomes
 

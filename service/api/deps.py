@@ -62,7 +62,6 @@ class Services:
     manifest: dict[str, Any] = field(default_factory=dict)  # of the served model
     # The keyed fingerprint of a text for log lines (see observability.TextFingerprint).
     fingerprint: Callable[[str], str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def get_services(request: Request) -> Services:

@@ -18,9 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from service.models.tree import ancestors_and_self, is_iccs_like, node_aggregation
-
-__all__ = ["HierarchicalClassifier", "ancestors_and_self", "is_iccs_like", "node_aggregation"]
+from service.models.tree import node_aggregation
 
 
 class HierarchicalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]

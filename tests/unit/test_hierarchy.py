@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from service.models.hierarchy import HierarchicalClassifier, ancestors_and_self, node_aggregation
+from service.models.hierarchy import HierarchicalClassifier
+from service.models.tree import ancestors_and_self, node_aggregation
 
 
 @parametrize_with_checks([HierarchicalClassifier(max_iter=500)])
