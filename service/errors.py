@@ -1,7 +1,9 @@
-"""Typed errors of the core, each with a stable machine-readable code.
+"""Typed errors of the product, each with a stable machine-readable code. Every error class
+lives here (a test looks for any elsewhere).
 
-Nothing here knows about HTTP: the API maps ``http_status`` onto responses, the CLI prints
-``message``. ``context`` must never carry a full offence text (texts can name people).
+``http_status`` is the one status the API answers a code with (a test holds each code to one
+status and to its row in the README's error table); the core never reads it, the CLI prints
+``code: message``. ``context`` must never carry a full offence text (texts can name people).
 """
 
 from __future__ import annotations
@@ -179,13 +181,6 @@ class RateLimited(ICCSError):
     http_status = 429
 
 
-class ModelIntegrityError(RegistryError):
-    """A registry entry's files do not match the SHA-256 digests its manifest lists (changed,
-    missing or extra files), or the entry predates digests: it is not loaded."""
-
-    code = "model_integrity_error"
-
-
 class QuotaExceeded(RateLimited):
     """A key already has as many bulk jobs queued or running as it may (429, Retry-After)."""
 
@@ -197,3 +192,10 @@ class Gone(ICCSError):
 
     code = "gone"
     http_status = 410
+
+
+class ModelIntegrityError(RegistryError):
+    """A registry entry's files do not match the SHA-256 digests its manifest lists (changed,
+    missing or extra files), or the entry predates digests: it is not loaded."""
+
+    code = "model_integrity_error"
