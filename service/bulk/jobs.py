@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +56,9 @@ from service.errors import (
     UploadTooLarge,
 )
 from service.models.predictor import Predictor
+
+if TYPE_CHECKING:
+    from service.bulk.engine import BulkOptions
 
 log = logging.getLogger(__name__)
 
@@ -550,22 +553,10 @@ class JobRunner(JobQueue):
         log.warning("job %s failed after %d attempts", job_id, attempts)
 
     def _run(self, job_id: str) -> None:
-        from service.bulk.engine import BulkOptions, Interrupted, classify_file
+        from service.bulk.engine import Interrupted, classify_file
 
         job = self.get(job_id)
-        opts = dict(job.options or {})
-        options = BulkOptions(
-            text_column=str(opts["text_column"]),
-            id_column=opts.get("id_column"),
-            code_column=opts.get("code_column"),
-            min_precision=opts.get("min_precision"),
-            to_review=bool(opts.get("to_review")),
-            batch_name=opts.get("batch_name"),
-            origin="job",
-            encoding=opts.get("encoding"),
-            delimiter=opts.get("delimiter"),
-            chunk_rows=self.chunk_rows,
-        )
+        options = job_options(job, self.chunk_rows)
         input_path = self.path(job.input_path)
         output_path = self.path(str(job.output_path))
         if not input_path.exists():
@@ -671,6 +662,25 @@ class JobRunner(JobQueue):
             return bool(held)
 
 
+def job_options(job: Job, chunk_rows: int = JOB_CHUNK_ROWS) -> BulkOptions:
+    """The engine options a job runs with (the same for every worker that takes it)."""
+    from service.bulk.engine import BulkOptions
+
+    opts = dict(job.options or {})
+    return BulkOptions(
+        text_column=str(opts["text_column"]),
+        id_column=opts.get("id_column"),
+        code_column=opts.get("code_column"),
+        min_precision=opts.get("min_precision"),
+        to_review=bool(opts.get("to_review")),
+        batch_name=opts.get("batch_name"),
+        origin="job",
+        encoding=opts.get("encoding"),
+        delimiter=opts.get("delimiter"),
+        chunk_rows=chunk_rows,
+    )
+
+
 def open_jobs(settings: Settings, coder: CoderSource, sessions: sessionmaker[Session]) -> JobQueue:
     """The API's jobs: with ``job_runner=embedded`` a started runner, else a plain queue."""
     if settings.job_runner == "embedded":
@@ -689,6 +699,7 @@ __all__ = [
     "JobQueue",
     "JobRunner",
     "UploadTooLarge",
+    "job_options",
     "open_jobs",
     "purge_jobs",
 ]

@@ -18,7 +18,7 @@ from types import FrameType
 import click
 from sqlalchemy.engine import Engine
 
-from service.bulk.jobs import JobRunner
+from service.bulk.jobs import JOB_CHUNK_ROWS, JobRunner
 from service.coding import Coder
 from service.config import Settings
 from service.db import session_factory
@@ -26,7 +26,9 @@ from service.db import session_factory
 log = logging.getLogger(__name__)
 
 
-def build_worker(settings: Settings, poll_seconds: float = 2.0) -> tuple[JobRunner, Engine]:
+def build_worker(
+    settings: Settings, poll_seconds: float = 2.0, chunk_rows: int = JOB_CHUNK_ROWS
+) -> tuple[JobRunner, Engine]:
     """A job runner over the settings' database and model, with a review store; not started."""
     from service.models.predictor import load_predictor
     from service.review.store import ReviewStore, init_db
@@ -44,7 +46,11 @@ def build_worker(settings: Settings, poll_seconds: float = 2.0) -> tuple[JobRunn
         workers=settings.inference_workers or os.cpu_count() or 1,
     )
     runner = JobRunner(
-        settings, Coder(predictor, store), session_factory(engine), poll_seconds=poll_seconds
+        settings,
+        Coder(predictor, store),
+        session_factory(engine),
+        poll_seconds=poll_seconds,
+        chunk_rows=chunk_rows,
     )
     return runner, engine
 
@@ -57,10 +63,17 @@ def build_worker(settings: Settings, poll_seconds: float = 2.0) -> tuple[JobRunn
     show_default=True,
     help="How often an idle worker looks for queued jobs.",
 )
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=JOB_CHUNK_ROWS,
+    show_default=True,
+    help="Rows coded between two checkpoints (a job resumes from its last checkpoint).",
+)
 @click.pass_obj
-def worker(settings: Settings, poll_seconds: float) -> None:
+def worker(settings: Settings, poll_seconds: float, chunk_rows: int) -> None:
     """Run queued bulk jobs until stopped (SIGTERM or Ctrl-C)."""
-    runner, engine = build_worker(settings, poll_seconds)
+    runner, engine = build_worker(settings, poll_seconds, chunk_rows)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,0 +1,257 @@
+"""Fault injection: bulk jobs on several instances, with a worker killed by SIGKILL mid-job.
+
+Two API instances (``iccs serve``, ``ICCS_JOB_RUNNER=off``, each with its own state directory)
+and two ``iccs worker`` processes share one database and one jobs folder. Jobs are submitted
+through both APIs; one worker is killed with SIGKILL while it codes a job. Every job must end
+``done`` exactly once (one "done" line in the workers' logs), the killed worker's job resumed by
+the other worker from its checkpoint, and every result byte-identical to a single-instance run,
+downloaded through the instance that did not take the upload.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from service.auth import KeyStore
+from service.bulk.engine import classify_file
+from service.bulk.jobs import DONE, FINISHED, RUNNING, job_options
+from service.coding import Coder
+from service.db import Job, session_factory
+from service.review.store import init_db
+
+PG_URL = os.environ.get("ICCS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CHUNK_ROWS = 8
+LEASE_SECONDS = 2
+TEXTS = (
+    "Theft of a motor vehicle",
+    "ASSLT W/DW",
+    "Burglary of a dwelling at night",
+    "Possession of cannabis for personal use",
+    "Fraud by false representation",
+    "see file",
+    "Diebstahl mit Waffen",
+)
+
+pytestmark = pytest.mark.slow
+
+
+def job_csv(n: int, rows: int) -> bytes:
+    """A small legacy-style file; each job has texts of its own (so each is real work)."""
+    lines = ["record_id,description"]
+    for i in range(rows):
+        lines.append(f"J{n}-{i},{TEXTS[i % len(TEXTS)]} case {n * 1000 + i % 11}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """An ``iccs`` subprocess whose log goes to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out: IO[bytes] = log.open("wb")
+        code = "from service.cli import main; main()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=self._out,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._out.close()
+
+    def text(self) -> str:
+        return self.log.read_text("utf-8", errors="replace")
+
+
+@pytest.fixture
+def procs() -> Iterator[Callable[..., Proc]]:
+    started: list[Proc] = []
+
+    def start(args: list[str], env: dict[str, str], log: Path) -> Proc:
+        started.append(Proc(args, env, log))
+        return started[-1]
+
+    yield start
+    for p in started:
+        p.kill()
+
+
+def pg_schema_url() -> Iterator[str]:
+    schema = f"faults_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("postgres", 2, 20), marks=pytest.mark.postgres, id="postgres"),
+        pytest.param(("sqlite", 1, 6), id="sqlite"),
+    ]
+)
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int, int]]:
+    """(database URL, API instances, jobs): PostgreSQL with two APIs, SQLite with one."""
+    backend, apis, jobs = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.sqlite3'}", apis, jobs
+        return
+    gen = pg_schema_url()
+    url = next(gen)
+    yield url, apis, jobs
+    next(gen, None)
+
+
+def wait_ready(url: str, proc: Proc, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise AssertionError(f"iccs serve exited:\n{proc.text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("iccs serve did not become ready")
+
+
+def test_a_worker_killed_mid_job_loses_and_repeats_nothing(
+    setup: tuple[str, int, int],
+    procs: Callable[..., Proc],
+    tiny_registry: Path,
+    tiny_predictor: Any,
+    tmp_path: Path,
+) -> None:
+    db_url, n_apis, n_jobs = setup
+    jobs_dir = tmp_path / "shared-jobs"
+    jobs_dir.mkdir()
+    engine = init_db(db_url)
+    sessions = session_factory(engine)
+    key = KeyStore(sessions).create("loader", "submitter")
+    headers = {"Authorization": f"Bearer {key}"}
+    common = {
+        "ICCS_DATABASE_URL": db_url,
+        "ICCS_JOBS_DIR": str(jobs_dir),
+        "ICCS_REGISTRY_DIR": str(tiny_registry),
+        "ICCS_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+        "ICCS_RATE_LIMIT_PER_MINUTE": "0",
+        "ICCS_MAX_ACTIVE_JOBS_PER_KEY": "0",
+        "ICCS_INFERENCE_WORKERS": "1",
+        "ICCS_LOG_LEVEL": "INFO",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    apis = []
+    for i in range(n_apis):
+        port = free_port()
+        env = {**common, "ICCS_STATE_DIR": str(tmp_path / f"api{i}"), "ICCS_JOB_RUNNER": "off"}
+        proc = procs(["serve", "--port", str(port)], env, tmp_path / f"api{i}.log")
+        apis.append((f"http://127.0.0.1:{port}", proc))
+    for url, proc in apis:
+        wait_ready(url, proc)
+
+    submitted: dict[str, int] = {}  # job id -> the API instance that took the upload
+    with httpx.Client(timeout=60) as http:
+        for n in range(n_jobs):
+            api = n % n_apis
+            resp = http.post(
+                f"{apis[api][0]}/v1/jobs",
+                headers=headers,
+                files={"file": (f"file{n}.csv", job_csv(n, 40), "text/csv")},
+                data={"text_column": "description", "id_column": "record_id"},
+            )
+            assert resp.status_code == 202, resp.text
+            submitted[resp.json()["id"]] = api
+
+    workers = []
+    for i in range(2):
+        env = {**common, "ICCS_STATE_DIR": str(tmp_path / f"worker{i}")}
+        args = ["worker", "--poll-seconds", "0.2", "--chunk-rows", str(CHUNK_ROWS)]
+        workers.append(procs(args, env, tmp_path / f"worker{i}.log"))
+    victim = workers[0]
+
+    # Kill worker 0 once it has committed at least one chunk of a job and is coding the next.
+    killed_job = None
+    deadline = time.monotonic() + 300
+    while killed_job is None:
+        assert time.monotonic() < deadline, "worker 0 never got a job"
+        assert victim.alive(), victim.text()[-3000:]
+        with sessions() as s:
+            killed_job = s.scalar(
+                select(Job.id).where(
+                    Job.status == RUNNING,
+                    Job.lease_owner.like(f"%:{victim.proc.pid}:%"),
+                    Job.rows_done >= CHUNK_ROWS,
+                    Job.rows_done < 40,
+                )
+            )
+        if killed_job is None:
+            time.sleep(0.02)
+    victim.kill()
+
+    deadline = time.monotonic() + 600
+    while True:
+        with sessions() as s:
+            states = dict(s.execute(select(Job.id, Job.status)).all())
+        if all(st in FINISHED for st in states.values()):
+            break
+        assert time.monotonic() < deadline, states
+        assert workers[1].alive(), workers[1].text()[-3000:]
+        time.sleep(0.2)
+
+    with sessions() as s:
+        jobs = {j.id: j for j in s.scalars(select(Job)).all()}
+    assert set(jobs) == set(submitted)
+    assert {j.status for j in jobs.values()} == {DONE}, {j.id: j.error for j in jobs.values()}
+    # Exactly once: one "done" line per job across both workers' logs.
+    logs = victim.text() + workers[1].text()
+    done_lines = re.findall(r"job ([0-9a-f-]{36}) done:", logs)
+    assert sorted(done_lines) == sorted(jobs), "a job was finished twice or never"
+    resumed = jobs[killed_job]
+    assert resumed.attempts == 2 and resumed.counts["resumed_at"] >= CHUNK_ROWS
+    assert all(j.attempts == 1 for j in jobs.values() if j.id != killed_job)
+
+    # Byte-identical to a single-instance run, fetched from the instance without the upload.
+    coder = Coder(tiny_predictor)
+    with httpx.Client(timeout=60) as http:
+        for job_id, api in submitted.items():
+            other = apis[(api + 1) % n_apis][0]
+            got = http.get(f"{other}/v1/jobs/{job_id}/result", headers=headers)
+            assert got.status_code == 200, got.text
+            job = jobs[job_id]
+            expected = tmp_path / "expected" / f"{job_id}.csv"
+            options = job_options(job, CHUNK_ROWS)
+            classify_file(jobs_dir / job.input_path, expected, options, coder, resume=False)
+            assert got.content == expected.read_bytes(), job_id
+    engine.dispose()
