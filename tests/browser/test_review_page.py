@@ -82,7 +82,9 @@ def test_open_item_accept_with_shortcut(page: Any, site: Any, shot: Any) -> None
     wait_status(page, r"^1 item matches")
     page.get_by_role("link", name=f"#{site.items['accept']}").click()
     page.wait_for_url(re.compile(r"/review/items/\d+$"))
-    wait_status(page, "Claimed for you")
+    wait_status(page, "Not claimed")
+    # Viewing does not claim (issue 16 L10): browsing the queue locks nothing.
+    assert site.store.get(site.items["accept"]).claimed_by is None
     assert page.locator("#item-text").inner_text() == "Punched neighbour causing serious injury"
     first = page.locator("#suggestions button").first
     assert "0201 Assaults and threats" in first.inner_text()
@@ -101,7 +103,7 @@ def test_open_item_accept_with_shortcut(page: Any, site: Any, shot: Any) -> None
 
 def test_correct_via_search_then_history(page: Any, site: Any, shot: Any) -> None:
     login(page, site, "bob", f"/review/items/{site.items['correct']}")
-    wait_status(page, "Claimed for you")
+    wait_status(page, "Not claimed")
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "search-q"
     page.keyboard.type("burglary")
@@ -109,7 +111,7 @@ def test_correct_via_search_then_history(page: Any, site: Any, shot: Any) -> Non
     page.keyboard.press("Enter")
     page.locator("#search-results li").filter(has_text="0501 Burglary").wait_for()
     # Typing in the search box must not fire shortcuts ("r" in "burglary" did not reject).
-    assert site.store.get(site.items["correct"]).status == "claimed"
+    assert site.store.get(site.items["correct"]).status == "pending"
     shot(page, "07-item-search")
     page.get_by_label("Note (optional)").fill("garage is a building: burglary")
     page.get_by_role("button", name="Correct to 0501").click()
@@ -125,12 +127,12 @@ def test_correct_via_search_then_history(page: Any, site: Any, shot: Any) -> Non
 
 def test_reject_and_skip_shortcuts(page: Any, site: Any) -> None:
     login(page, site, "carol", f"/review/items/{site.items['reject']}")
-    wait_status(page, "Claimed for you")
+    wait_status(page, "Not claimed")
     page.keyboard.press("r")
     wait_status(page, "Rejected as not an offence")
     assert site.store.get(site.items["reject"]).decided_code == "not_an_offence"
     page.goto(f"{site.url}/review/items/{site.items['skip']}")
-    wait_status(page, "Claimed for you")
+    wait_status(page, "Not claimed")
     page.keyboard.press("s")
     wait_status(page, "Skipped")
     skipped = site.store.get(site.items["skip"])

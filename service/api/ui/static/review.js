@@ -317,16 +317,16 @@
     }).catch(fail);
   }
 
+  // Viewing an item does not claim it (browsing the queue must not lock items for the lease
+  // time): "Review next item" claims on the server, and a decision on a free item claims it
+  // in the same step.
   function openItem(id) {
     return api("GET", "/v1/reviews/" + id).then(function (it) {
       renderItem(it);
-      var free = it.status === "pending" || it.status === "disputed" ||
-        (it.status === "claimed" && it.claimed_by === me());
-      if (free && canAct) {
-        return api("POST", "/v1/reviews/" + id + "/claim").then(function (claimed) {
-          renderItem(claimed);
-          say("Claimed for you until " + when(claimed.claim_expires_at) + " UTC.");
-        });
+      if (it.status === "claimed" && it.claimed_by === me() && canAct) {
+        say("Claimed for you until " + when(it.claim_expires_at) + " UTC.");
+      } else if (canAct) {
+        say("Not claimed: your decision claims it.");
       }
       if (it.status === "claimed" && it.claimed_by !== me()) {
         fail(new Error("Claimed by " + it.claimed_by + "; you can read it but not decide it."));
