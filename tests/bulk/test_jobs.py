@@ -710,3 +710,64 @@ def test_readyz_reports_a_stopped_job_runner(client: tuple[TestClient, dict[str,
     c.app.state.services.job_runner.stop()  # type: ignore[attr-defined]
     body = assert_error_shape(c.get("/readyz"), 503, "service_not_ready")
     assert body["context"]["component"] == "job_runner"
+
+
+def _gated(coder: Coder) -> tuple[Callable[[], Coder], threading.Event, threading.Event]:
+    """A coder factory that holds the job at its start until released."""
+    coding, release = threading.Event(), threading.Event()
+
+    def factory() -> Coder:
+        coding.set()
+        release.wait(60)
+        return coder
+
+    return factory, coding, release
+
+
+def test_a_shutdown_puts_the_job_back_without_counting_an_attempt(
+    settings: Settings, db: Any, tiny_predictor: Any
+) -> None:
+    factory, coding, release = _gated(Coder(tiny_predictor))
+    runner = JobRunner(settings, factory, db, poll_seconds=0.05, chunk_rows=10)
+    job = runner.submit(
+        "x.csv", io.BytesIO(csv_bytes(legacy_rows(30))), {"text_column": "description"}
+    )
+    runner.start()
+    assert coding.wait(30)
+    stopper = threading.Thread(target=runner.stop)
+    stopper.start()  # stop() waits for the job to pause at its first chunk
+    while not runner._stop.is_set():
+        time.sleep(0.01)
+    release.set()
+    stopper.join(60)
+    paused = runner.get(job.id)
+    assert (paused.status, paused.attempts, paused.lease_owner) == (QUEUED, 0, None)
+    assert 0 < paused.rows_done < 30
+
+
+def test_a_worker_that_lost_its_lease_leaves_the_job_to_the_new_owner(
+    settings: Settings, db: Any, tiny_predictor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    factory, coding, release = _gated(Coder(tiny_predictor))
+    runner = JobRunner(settings, factory, db, poll_seconds=0.05, chunk_rows=10)
+    job = runner.submit(
+        "x.csv", io.BytesIO(csv_bytes(legacy_rows(30))), {"text_column": "description"}
+    )
+    caplog.set_level(logging.INFO, logger="service.bulk.jobs")
+    runner.start()
+    try:
+        assert coding.wait(30)
+        # It stalled past its lease, and another worker took the job over meanwhile.
+        _set(db, job.id, lease_owner="other:2:y", lease_expires_at=utcnow() + timedelta(minutes=1))
+        release.set()
+        deadline = time.monotonic() + 60
+        while "another worker holds it now" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        release.set()
+        runner.stop()
+    held = runner.get(job.id)
+    assert (held.status, held.lease_owner) == (RUNNING, "other:2:y")
+    assert f"job {job.id} done" not in caplog.text
