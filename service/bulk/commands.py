@@ -70,7 +70,11 @@ def open_review_store(settings: Settings, required: bool) -> Any:
             return None
     if url.startswith("sqlite"):
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return ReviewStore.from_url(url, lease_seconds=settings.review_lease_seconds)
+    return ReviewStore.from_url(
+        url,
+        lease_seconds=settings.review_lease_seconds,
+        memory_min_agreeing=settings.memory_min_agreeing,
+    )
 
 
 @click.command("classify-file")

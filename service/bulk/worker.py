@@ -36,7 +36,11 @@ def build_worker(
     if not settings.database_url:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
     engine = init_db(settings.resolved_database_url())
-    store = ReviewStore(engine, lease_seconds=settings.review_lease_seconds)
+    store = ReviewStore(
+        engine,
+        lease_seconds=settings.review_lease_seconds,
+        memory_min_agreeing=settings.memory_min_agreeing,
+    )
     predictor = load_predictor(
         settings.registry_dir,
         settings.model_version,

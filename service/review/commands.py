@@ -31,11 +31,11 @@ def open_store(settings: Settings) -> ReviewStore:
     """The review store of these settings, migrated to the newest schema."""
     if not settings.database_url:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = ReviewStore.from_url(
-        settings.resolved_database_url(), lease_seconds=settings.review_lease_seconds
+    return ReviewStore.from_url(
+        settings.resolved_database_url(),
+        lease_seconds=settings.review_lease_seconds,
+        memory_min_agreeing=settings.memory_min_agreeing,
     )
-    store.memory_min_agreeing = settings.memory_min_agreeing
-    return store
 
 
 @click.group(cls=ICCSGroup)

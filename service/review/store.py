@@ -68,10 +68,16 @@ class ReviewStore(Decisions, StatsQueries, Retention):
     """Durable review queue (implements :class:`service.coding.ReviewQueue`)."""
 
     @classmethod
-    def from_url(cls, url: str, lease_seconds: int = 600, migrate: bool = True) -> ReviewStore:
+    def from_url(
+        cls,
+        url: str,
+        lease_seconds: int = 600,
+        migrate: bool = True,
+        memory_min_agreeing: int = 2,
+    ) -> ReviewStore:
         """Store over ``url``; migrates the schema to head first unless told not to."""
         engine = init_db(url) if migrate else make_engine(url)
-        return cls(engine, lease_seconds=lease_seconds)
+        return cls(engine, lease_seconds=lease_seconds, memory_min_agreeing=memory_min_agreeing)
 
 
 __all__ = [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from service.config import Settings
 from service.review.store import ReviewStore
 
 
@@ -67,3 +69,15 @@ def test_memory_over_http(api: Any, make_request) -> None:
     assert entries["k-x"]["decided_by"] == "alice" and entries["k-x"]["decided_at"]
     assert entries["k-y"]["active"] is True and "text" not in entries["k-y"]
     assert api.client.get("/v1/reviews/memory", headers=api.h("alice")).status_code == 403
+
+
+def test_every_door_reads_the_setting(tmp_path: Path) -> None:
+    from service.bulk.commands import open_review_store
+    from service.review.commands import open_store
+
+    settings = Settings(
+        state_dir=tmp_path / "state", registry_dir=tmp_path / "r", memory_min_agreeing=3
+    )
+    for store in (open_store(settings), open_review_store(settings, required=True)):
+        assert store.memory_min_agreeing == 3
+        store.engine.dispose()
