@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from service.bulk.contract import output_names, result_table
 from service.bulk.dedupe import TextClassifier
-from service.bulk.readers import cell_text
+from service.bulk.readers import cell_text, setting_default
 from service.coding import Coder
 from service.errors import FileFormatError
 
@@ -30,12 +30,15 @@ def classify_frame(
     min_precision: float | None = None,
     top_k: int = 5,
     chunk_rows: int = 50_000,
+    max_text_length: int | None = None,
 ) -> Any:
     """A copy of a pandas DataFrame with the contract columns added (same engine as files).
 
     The model comes from ``coder`` or ``predictor`` if given, else it is loaded once per
     process from the registry (``registry_dir``, default from settings; ``model`` version,
-    default the promoted one). Each distinct text is classified once.
+    default the promoted one). Each distinct text is classified once. Texts longer than
+    ``max_text_length`` (default: the service's ``ICCS_MAX_TEXT_LENGTH`` default) are
+    classified on their beginning and flagged ``reason=text_truncated``, as in files.
     """
     import pandas as pd
 
@@ -51,7 +54,11 @@ def classify_frame(
     if coder is None:
         coder = Coder(predictor if predictor is not None else cached_predictor(registry_dir, model))
     classifier = TextClassifier(
-        coder, top_k=top_k, min_precision=min_precision, cache_size=max(chunk_rows * 2, 100_000)
+        coder,
+        top_k=top_k,
+        min_precision=min_precision,
+        cache_size=max(chunk_rows * 2, 100_000),
+        max_text_length=max_text_length or setting_default("max_text_length"),
     )
     frames = []
     for start in range(0, len(df), chunk_rows):

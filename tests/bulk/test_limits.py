@@ -177,3 +177,18 @@ def test_parquet_row_group_over_the_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileTooLarge):
         bio.open_reader(src, max_decompressed_bytes=10_000)
     assert bio.open_reader(src).columns == ["text"]
+
+
+def test_classify_frame_cuts_long_texts_too(counting: CountingPredictor) -> None:
+    import pandas as pd
+
+    from service.bulk import classify_frame
+
+    df = pd.DataFrame({"text": [LONG, "Theft of a bicycle"]})
+    out = classify_frame(df, "text", coder=Coder(counting), max_text_length=100)  # type: ignore[arg-type]
+    assert max(len(t) for t in counting.texts_seen) <= 100
+    assert out["text"].tolist() == [LONG, "Theft of a bicycle"]
+    assert out["reason"][0] == TRUNCATED or out["status"][0] == "rejected"
+    counting.calls.clear()
+    classify_frame(df, "text", coder=Coder(counting))  # default: the API's cap
+    assert max(len(t) for t in counting.texts_seen) <= BulkOptions(text_column="t").max_text_length
