@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import DatabaseUnavailable, ICCSError, RateLimited
+from service.errors import DatabaseUnavailable, ICCSError, InvalidInput, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,26 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResp
     )
 
 
+async def _on_unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value (an id past INTEGER's range, a NUL in a text on PostgreSQL):
+    # the request carried it, so it is the client's to fix. The message may quote the value.
+    request_id = getattr(request.state, "request_id", None)
+    log.warning(
+        json.dumps(
+            {
+                "event": "unstorable_value",
+                "error": type(getattr(exc, "orig", None) or exc).__name__,
+                "request_id": request_id,
+            }
+        )
+    )
+    err = InvalidInput(
+        "A value in the request cannot be stored (a number out of range, or a NUL character).",
+        request_id=request_id,
+    )
+    return JSONResponse(iccs_error_body(err), err.http_status)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log (ServerErrorMiddleware re-raises for the server to log
     # too); the client gets the shape and the request id to quote, not the internals.
@@ -175,4 +195,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     for db_error in DATABASE_UNAVAILABLE_ERRORS:
         app.add_exception_handler(db_error, _on_database_unavailable)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _on_unstorable_value)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -493,3 +493,34 @@ def test_a_job_with_an_unstorable_batch_name_is_refused_at_submit(
     h = {**headers["submitter"], "content-type": f"multipart/form-data; boundary={boundary}"}
     err = assert_error(edge.post("/v1/jobs", content=body, headers=h), 422)
     assert err["error"] == "validation_error", err
+
+
+@pytest.mark.postgres
+def test_values_postgres_cannot_store_are_a_4xx_on_every_route(
+    make_client: Callable[..., TestClient],
+    pg_url: str,
+    key_headers: Callable[..., dict[str, str]],
+) -> None:
+    # Found by the schema fuzz on PostgreSQL: an id past INTEGER's range, or a NUL in a free
+    # text field, is refused by the database; that is the client's mistake, not a 500.
+    client = make_client(raise_server_exceptions=False, database_url=pg_url)
+    sub = key_headers(client.app, "submitter")
+    rev = key_headers(client.app, "reviewer")
+    decision = {"action": "correct", "code": "0101"}
+    huge = 2**40
+    for r in (
+        client.get(f"/v1/reviews/{huge}", headers=rev),
+        client.post(f"/v1/reviews/{huge}/decision", json=decision, headers=rev),
+        client.post(f"/v1/reviews/{huge}/claim", headers=rev),
+    ):
+        assert 400 <= r.status_code < 500, (r.request.url, r.status_code, r.text)
+    queued = client.post(
+        "/v1/classify", json={"text": "aggravated burglary", "min_precision": 0.999}, headers=sub
+    ).json()
+    r = post_json(
+        client,
+        f"/v1/reviews/{queued['review_id']}/decision",
+        {**decision, "note": "seen \x00 twice"},
+        rev,
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
