@@ -28,6 +28,8 @@ from pathlib import Path
 _WORD = re.compile(r"[a-z]+")
 _VOWELS = frozenset("aeiouy")
 _INF = float("inf")
+# Unknown tokens read as shorthand per text: offence texts hold a handful; junk holds hundreds.
+_MAX_UNKNOWN_PER_TEXT = 64
 _CACHE_LIMIT = 100_000  # resolved tokens kept per resolver (least recently used evicted)
 
 
@@ -92,7 +94,7 @@ class ShorthandResolver:
 
     def _resolve(self, token: str) -> str:
         out = token
-        if len(token) >= 3 and token not in self.vocabulary and token not in self.known_words:
+        if self._unknown(token):
             best_score = -_INF
             for word, log_count in self._by_first.get(token[0], ()):
                 if len(word) <= len(token) or not _in_order(token, word):
@@ -102,9 +104,30 @@ class ShorthandResolver:
                     out, best_score = word, log_count - cost
         return out
 
+    def _unknown(self, token: str) -> bool:
+        """Whether ``token`` is one the resolver tries to read as shorthand."""
+        return len(token) >= 3 and token not in self.vocabulary and token not in self.known_words
+
     def __call__(self, text: str) -> str:
-        """``text`` (already normalised: lower case) with its shorthand tokens resolved."""
-        return _WORD.sub(lambda m: self.resolve(m.group(0)), text)
+        """``text`` (already normalised: lower case) with its shorthand tokens resolved.
+
+        Only the first ``_MAX_UNKNOWN_PER_TEXT`` unknown tokens are looked at (each costs a
+        search of the vocabulary), so a text of junk costs a bounded amount; the cut is by
+        position, never by what is cached, so a text always reads the same.
+        """
+        budget = _MAX_UNKNOWN_PER_TEXT
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal budget
+            token = match.group(0)
+            if not self._unknown(token):
+                return token
+            if budget <= 0:
+                return token
+            budget -= 1
+            return self.resolve(token)
+
+        return _WORD.sub(replace, text)
 
     def save(self, path: Path) -> None:
         """Write the vocabulary (word counts) the resolver reads with."""

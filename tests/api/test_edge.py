@@ -524,3 +524,18 @@ def test_values_postgres_cannot_store_are_a_4xx_on_every_route(
         rev,
     )
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
+
+
+def test_shorthand_resolves_a_bounded_number_of_unknown_tokens_per_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each unknown token costs a search of the vocabulary; a text of hundreds of junk tokens
+    # must not cost hundreds of searches. The cut is by position, so the answer never depends
+    # on what happens to be cached.
+    monkeypatch.setattr(shorthand, "_MAX_UNKNOWN_PER_TEXT", 2, raising=False)
+    resolver = shorthand.ShorthandResolver({"conduct": 9, "during": 9, "dwelling": 9})
+    text_ = "cndct in drng the dwllng"
+    assert resolver(text_) == "conduct in during the dwllng"
+    resolver.resolve("dwllng")  # cached now: the text still reads the same
+    assert resolver(text_) == "conduct in during the dwllng"
+    assert resolver("dwllng") == "dwelling"
