@@ -21,9 +21,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from service.config import Settings
+from service.errors import FileFormatError
 from service.labels import NOT_AN_OFFENCE
 from service.models.embedder import OnnxEncoder
 from service.models.multilingual import JoinedEncoder, MultilingualEncoder
+from service.models.policy import REJECTED
 from service.models.predictor import entry_normalizer, load_predictor
 from service.models.registry import Registry
 from service.normalize import Normalizer
@@ -32,7 +34,14 @@ from training.config import TrainConfig
 from training.corpus.manual import read_manual
 from training.corpus.sources import grouped_folds
 from training.finetune import load_base_model
-from training.head import NA, calibration_rows, fold_assignment, out_of_fold_logits, top_codes
+from training.head import (
+    NA,
+    calibrate,
+    calibration_rows,
+    fold_assignment,
+    out_of_fold_logits,
+    top_codes,
+)
 from training.metrics import (
     LEVELS,
     by_group_metrics,
@@ -143,8 +152,6 @@ def recipe_oof(
     texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray, cfg: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leave-one-source-out probabilities of the model recipe (temperature fitted on them)."""
-    from training.head import calibrate
-
     classes = np.array(sorted(set(labels)), dtype=object)
     oof = out_of_fold_logits(texts, emb, labels, folds, classes, cfg)
     cal = calibrate(oof, classes, labels, calibration_rows(folds), cfg)
@@ -187,6 +194,31 @@ def plot_coverage(points: list[dict[str, float]], path: Path, title: str) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# Ablation key in metrics.json -> its row in the report, in the order both show them.
+ABLATIONS = {
+    "ablation_no_abbreviation_expansion": "no abbreviation expansion (table or shorthand)",
+    "ablation_no_shorthand_reading": "table only, no shorthand reading",
+    "ablation_no_char_ngrams": "no char n-grams",
+    "ablation_no_nearest_examples": "no nearest examples",
+}
+
+
+def _ablations(
+    cfg: TrainConfig, norm: Normalizer, plain: Normalizer
+) -> dict[str, tuple[Normalizer | None, TrainConfig]]:
+    """Per ablation: the normaliser its texts go through (None: the recipe's texts) and the
+    training config. Without a shorthand reader there is nothing to take away from it."""
+    variants: dict[str, tuple[Normalizer | None, TrainConfig]] = {
+        "ablation_no_abbreviation_expansion": (plain, cfg),
+        "ablation_no_shorthand_reading": (norm.with_shorthand(None), cfg),
+        "ablation_no_char_ngrams": (None, replace(cfg, char_ngrams=False)),
+        "ablation_no_nearest_examples": (None, replace(cfg, neighbour_weight=0.0)),
+    }
+    if norm.shorthand is None:
+        del variants["ablation_no_shorthand_reading"]
+    return variants
 
 
 def full_evaluation(
@@ -238,29 +270,17 @@ def full_evaluation(
         "section_confusion": section_confusion(pred, truth),
         "worst_categories": worst_categories(pred, truth),
     }
-    # Ablations on the same folds.
-    texts_plain = [plain(r.text) for r in rows]
-    emb_plain = encoder.encode(texts_plain)
-    p2, c2, _ = recipe_oof(texts_plain, emb_plain, labels, folds, cfg)
-    results["ablation_no_abbreviation_expansion"] = by_group_metrics(top_codes(p2, c2), truth, grp)[
-        "pooled_weighted_by_rows"
-    ]
-    if norm.shorthand is not None:
-        table_only = norm.with_shorthand(None)
-        texts_table = [table_only(r.text) for r in rows]
-        emb_table = encoder.encode(texts_table)
-        p5, c5, _ = recipe_oof(texts_table, emb_table, labels, folds, cfg)
-        results["ablation_no_shorthand_reading"] = by_group_metrics(top_codes(p5, c5), truth, grp)[
+    # Ablations on the same folds: each retrains the recipe with one part taken away.
+    for key, (normalizer, variant) in _ablations(cfg, norm, plain).items():
+        if normalizer is None:
+            texts_v, emb_v = texts, emb
+        else:
+            texts_v = [normalizer(r.text) for r in rows]
+            emb_v = encoder.encode(texts_v)
+        proba_v, classes_v, _ = recipe_oof(texts_v, emb_v, labels, folds, variant)
+        results[key] = by_group_metrics(top_codes(proba_v, classes_v), truth, grp)[
             "pooled_weighted_by_rows"
         ]
-    p3, c3, _ = recipe_oof(texts, emb, labels, folds, replace(cfg, char_ngrams=False))
-    results["ablation_no_char_ngrams"] = by_group_metrics(top_codes(p3, c3), truth, grp)[
-        "pooled_weighted_by_rows"
-    ]
-    p4, c4, _ = recipe_oof(texts, emb, labels, folds, replace(cfg, neighbour_weight=0.0))
-    results["ablation_no_nearest_examples"] = by_group_metrics(top_codes(p4, c4), truth, grp)[
-        "pooled_weighted_by_rows"
-    ]
 
     out_dir = output or entry / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -317,17 +337,7 @@ def write_evaluation_report(path: Path, r: dict[str, Any]) -> None:
         head,
         sep,
         _row("full recipe", r["model"]["pooled_weighted_by_rows"]),
-        _row(
-            "no abbreviation expansion (table or shorthand)",
-            r["ablation_no_abbreviation_expansion"],
-        ),
-        *(
-            [_row("table only, no shorthand reading", r["ablation_no_shorthand_reading"])]
-            if "ablation_no_shorthand_reading" in r
-            else []
-        ),
-        _row("no char n-grams", r["ablation_no_char_ngrams"]),
-        _row("no nearest examples", r["ablation_no_nearest_examples"]),
+        *[_row(label, r[key]) for key, label in ABLATIONS.items() if key in r],
         "",
         *_language_table(r),
         "## Coverage vs precision",
@@ -355,11 +365,18 @@ def evaluate_file(settings: Settings, version: str | None, input_path: Path) -> 
     import pandas as pd
 
     df = pd.read_csv(input_path, dtype=str, keep_default_na=False)
+    missing = [c for c in ("text", "iccs_code") if c not in df.columns]
+    if missing:
+        raise FileFormatError(
+            f"{input_path.name} has no {' or '.join(repr(c) for c in missing)} column; "
+            f"columns found: {', '.join(map(str, df.columns))}.",
+            missing=missing,
+        )
     predictor = load_predictor(settings.registry_dir, version)
     results = predictor.classify(df["text"].tolist())
     pred = np.array(
         [
-            NA if r.status == "rejected" else (r.suggestions[0].code if r.suggestions else NA)
+            NA if r.status == REJECTED else (r.suggestions[0].code if r.suggestions else NA)
             for r in results
         ],
         dtype=object,
