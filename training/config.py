@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from service.config import HIGHEST_PRECISION, LOWEST_PRECISION
 from training.corpus.sources import calibration_folds as source_folds
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -71,6 +72,14 @@ class TrainConfig:
     int8: bool = True
     parity_cosine: float = 0.999
     int8_agreement: float = 0.99
+
+    def __post_init__(self) -> None:
+        # The service refuses a model it could not serve at this target (Settings' bounds).
+        if not LOWEST_PRECISION <= self.target_precision <= HIGHEST_PRECISION:
+            raise ValueError(
+                f"target_precision must be between {LOWEST_PRECISION} and {HIGHEST_PRECISION}, "
+                f"not {self.target_precision}"
+            )
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:

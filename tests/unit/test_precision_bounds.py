@@ -111,3 +111,16 @@ def test_api_routes_and_jobs_accept_the_same_values(
     client: TestClient, auth: dict[str, str], value: float
 ) -> None:
     assert _answers(client, auth, value) == [200, 200, 202]
+
+
+@pytest.mark.parametrize("value", [0.3, 1.0])
+def test_a_training_config_refuses_a_target_the_service_could_not_serve(
+    tmp_path: Path, value: float
+) -> None:
+    from training.config import TrainConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"name: c\ntarget_precision: {value}\n", "utf-8")
+    with pytest.raises(ValueError, match="target_precision must be between 0.5 and 0.999"):
+        TrainConfig.load(path)
+    assert TrainConfig(target_precision=0.9).target_precision == 0.9
