@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         description="Most bytes a bulk XLSX file may unpack to, and a Parquet row group may "
         "hold uncompressed; larger files are refused (file_too_large) before they are parsed.",
     )
+    max_uploads_per_key: int = Field(
+        2,
+        ge=0,
+        description="Uploads to POST /v1/jobs one API key may stream at once; one more is "
+        "refused (429) before its body is read (0: no cap).",
+    )
     rate_limit_per_minute: int = Field(
         6000,
         ge=0,

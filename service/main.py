@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from service.api.deps import AuthMiddleware, Services
 from service.api.errors import install_error_handlers
 from service.api.health import router as health_router
-from service.api.limits import BodyLimitMiddleware, RateLimiter
+from service.api.limits import BodyLimitMiddleware, RateLimiter, UploadSlots
 from service.api.observability import (
     Metrics,
     RequestContextMiddleware,
@@ -185,6 +185,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # 413s are counted and logged like any other answer; the key is checked before the body
     # limit, so a client without one never gets a byte of its body read.
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    app.add_middleware(
+        UploadSlots,
+        per_key=settings.max_uploads_per_key,
+        applies=lambda scope: scope["method"] == "POST" and scope["path"] == "/v1/jobs",
+    )
     app.add_middleware(AuthMiddleware, fastapi_app=app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
 

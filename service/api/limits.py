@@ -1,4 +1,4 @@
-"""Request limits: body size (ASGI middleware) and a per-key sliding-window rate limit."""
+"""Request limits: body size and uploads in progress (ASGI middleware), a per-key rate limit."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,23 +80,82 @@ class BodyLimitMiddleware:
             await _send_413(send, limit)
 
 
+class UploadSlots:
+    """At most ``per_key`` uploads streaming at once for each key (0: no cap).
+
+    Runs after authentication (it reads the key name the auth middleware left in the scope)
+    and before the body is read: the upload over the cap gets 429 without a byte received.
+    A slot is held until the answer is sent. All in the event loop, so no lock is needed.
+    """
+
+    retry_after = 5
+
+    def __init__(self, app: ASGIApp, per_key: int, applies: Callable[[Scope], bool]) -> None:
+        self.app = app
+        self.per_key = per_key
+        self.applies = applies
+        self._active: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        key = scope.get("state", {}).get("principal_name")
+        if scope["type"] != "http" or self.per_key <= 0 or key is None or not self.applies(scope):
+            await self.app(scope, receive, send)
+            return
+        if self._active.get(key, 0) >= self.per_key:
+            await _send_error(
+                send,
+                429,
+                error_body(
+                    "rate_limited",
+                    f"This key already has {self.per_key} uploads in progress.",
+                    429,
+                    {"uploads_in_progress": self.per_key, "retry_after": self.retry_after},
+                ),
+                [(b"retry-after", str(self.retry_after).encode())],
+            )
+            return
+        self._active[key] = self._active.get(key, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self._active[key] - 1
+            if left:
+                self._active[key] = left
+            else:
+                del self._active[key]
+
+
 async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps(
+    await _send_error(
+        send,
+        413,
         error_body(
             "payload_too_large",
             f"The request body is larger than {limit} bytes.",
             413,
             {"limit_bytes": limit},
-        )
-    ).encode()
+        ),
+    )
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    error: dict[str, object],
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    # Connection: close, since the request's body is left unread.
+    body = json.dumps(error).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *headers,
             ],
         }
     )

@@ -539,3 +539,60 @@ def test_shorthand_resolves_a_bounded_number_of_unknown_tokens_per_text(
     resolver.resolve("dwllng")  # cached now: the text still reads the same
     assert resolver(text_) == "conduct in during the dwllng"
     assert resolver("dwllng") == "dwelling"
+
+
+def test_one_key_streams_a_bounded_number_of_uploads_at_once(
+    make_client: Callable[..., TestClient], key_headers: Callable[..., dict[str, str]]
+) -> None:
+    # An authenticated key may still send 500 MB per upload: how many it streams at once is
+    # capped, and the one over the cap is refused before its body is read.
+    client = make_client(max_uploads_per_key=1)
+    h = {k.lower(): v for k, v in key_headers(client.app, "submitter").items()}
+    content_type, _ = multipart_upload(0)
+    h["content-type"] = content_type
+    portal = client.portal
+    assert portal is not None
+    gate = portal.call(anyio.Event)
+    first_status: list[int] = []
+    pieces = list(multipart_upload(1000)[1])
+
+    async def slow_receive() -> dict[str, Any]:
+        if pieces:
+            chunk = pieces.pop(0)
+            if not pieces:
+                await gate.wait()  # the last piece waits: the upload is still streaming
+            return {"type": "http.request", "body": chunk, "more_body": bool(pieces)}
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def first_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            first_status.append(int(message["status"]))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/jobs",
+        "raw_path": b"/v1/jobs",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in h.items()],
+        "client": ("127.0.0.1", 5001),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    first = portal.start_task_soon(client.app, scope, slow_receive, first_send)  # type: ignore[arg-type]
+    try:
+        # The first upload holds the key's only slot (its receive is waiting on the gate).
+        while pieces and len(pieces) > 1:
+            portal.call(anyio.sleep, 0.01)
+        status, consumed = call_asgi(client, "POST", "/v1/jobs", h, multipart_upload(50 * MB)[1])
+        assert status == 429 and consumed < MB, (status, consumed)
+    finally:
+        portal.call(gate.set)
+        first.result(timeout=60)
+    assert first_status == [202]
+    status, _ = call_asgi(client, "POST", "/v1/jobs", h, multipart_upload(1000)[1])
+    assert status == 202  # the slot was given back
