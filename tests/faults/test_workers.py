@@ -1,11 +1,13 @@
-"""Fault injection: bulk jobs on several instances, with a worker killed by SIGKILL mid-job.
+"""Fault injection: bulk jobs with a worker or a server killed by SIGKILL mid-job.
 
 Two API instances (``iccs serve``, ``ICCS_JOB_RUNNER=off``, each with its own state directory)
 and two ``iccs worker`` processes share one database and one jobs folder. Jobs are submitted
 through both APIs; one worker is killed with SIGKILL while it codes a job. Every job must end
 ``done`` exactly once (one "done" line in the workers' logs), the killed worker's job resumed by
 the other worker from its checkpoint, and every result byte-identical to a single-instance run,
-downloaded through the instance that did not take the upload.
+downloaded through the instance that did not take the upload. And one instance with its own
+runner (the default set-up), killed mid-job and started again, finishes the job from its
+checkpoint with the same bytes.
 """
 
 from __future__ import annotations
@@ -255,3 +257,77 @@ def test_a_worker_killed_mid_job_loses_and_repeats_nothing(
             classify_file(jobs_dir / job.input_path, expected, options, coder, resume=False)
             assert got.content == expected.read_bytes(), job_id
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"]
+)
+def test_a_server_killed_mid_job_finishes_it_after_a_restart(
+    backend: str,
+    procs: Callable[..., Proc],
+    tiny_registry: Path,
+    tiny_predictor: Any,
+    tmp_path: Path,
+) -> None:
+    """One instance with its own runner (the default), killed with SIGKILL while it codes."""
+    schema = pg_schema_url() if backend == "postgres" else None
+    db_url = next(schema) if schema else f"sqlite:///{tmp_path / 'state' / 'iccs.sqlite3'}"
+    (tmp_path / "state").mkdir()
+    engine = init_db(db_url)
+    sessions = session_factory(engine)
+    key = KeyStore(sessions).create("loader", "submitter")
+    headers = {"Authorization": f"Bearer {key}"}
+    env = {
+        "ICCS_DATABASE_URL": db_url,
+        "ICCS_STATE_DIR": str(tmp_path / "state"),
+        "ICCS_REGISTRY_DIR": str(tiny_registry),
+        "ICCS_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+        "ICCS_INFERENCE_WORKERS": "1",
+        "ICCS_LOG_LEVEL": "INFO",
+    }
+    try:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        first = procs(["serve", "--port", str(port)], env, tmp_path / "serve1.log")
+        wait_ready(url, first)
+        with httpx.Client(timeout=60) as http:
+            # Big enough to be caught mid-job: many chunks of the runner's size.
+            resp = http.post(
+                f"{url}/v1/jobs",
+                headers=headers,
+                files={"file": ("big.csv", job_csv(0, 30_000), "text/csv")},
+                data={"text_column": "description", "id_column": "record_id"},
+            )
+            assert resp.status_code == 202, resp.text
+            job_id = resp.json()["id"]
+            deadline = time.monotonic() + 300
+            while True:
+                body = http.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()
+                if body["status"] == RUNNING and 0 < body["rows_done"] < 30_000:
+                    break
+                assert body["status"] not in FINISHED, body
+                assert time.monotonic() < deadline, body
+                time.sleep(0.05)
+            first.kill()
+            second = procs(["serve", "--port", str(port)], env, tmp_path / "serve2.log")
+            wait_ready(url, second)
+            deadline = time.monotonic() + 600
+            while (body := http.get(f"{url}/v1/jobs/{job_id}", headers=headers).json())[
+                "status"
+            ] not in FINISHED:
+                assert time.monotonic() < deadline, body
+                time.sleep(0.2)
+            assert body["status"] == DONE, body
+            assert body["attempts"] == 2 and body["rows_done"] == 30_000
+            got = http.get(f"{url}/v1/jobs/{job_id}/result", headers=headers)
+        with sessions() as s:
+            job = s.get(Job, job_id)
+        assert job is not None and job.counts["resumed_at"] > 0
+        expected = tmp_path / "expected.csv"
+        jobs_dir = tmp_path / "state" / "jobs"
+        classify_file(jobs_dir / job.input_path, expected, job_options(job), Coder(tiny_predictor))
+        assert got.content == expected.read_bytes()
+    finally:
+        engine.dispose()
+        if schema:
+            next(schema, None)
