@@ -596,3 +596,19 @@ def test_one_key_streams_a_bounded_number_of_uploads_at_once(
     assert first_status == [202]
     status, _ = call_asgi(client, "POST", "/v1/jobs", h, multipart_upload(1000)[1])
     assert status == 202  # the slot was given back
+
+
+@pytest.mark.parametrize(
+    "body", [{"batch": "b", "share": 5e-324}, {"item_ids": [2**70]}, {"item_ids": [0]}]
+)
+def test_double_review_request_out_of_range_is_a_422(
+    make_client: Callable[..., TestClient],
+    key_headers: Callable[..., dict[str, str]],
+    assert_error: Callable[..., dict[str, Any]],
+    body: dict[str, Any],
+) -> None:
+    # Found by the schema fuzz: a share so small that 1/share overflows, and an id SQLite
+    # cannot bind, were 500s.
+    client = make_client(raise_server_exceptions=False)
+    h = key_headers(client.app, "admin")
+    assert_error(client.post("/v1/reviews/double-review", json=body, headers=h), 422)

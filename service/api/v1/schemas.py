@@ -29,6 +29,8 @@ def check_storable(value: str) -> str:
 
 
 StorableStr = Annotated[str, AfterValidator(check_storable)]
+# A stored row id: positive and within the databases' INTEGER.
+ItemId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class ErrorResponse(BaseModel):
@@ -534,9 +536,12 @@ class DoubleReviewRequest(BaseModel):
     """Items to review twice, by id or a share of a batch."""
 
     model_config = ConfigDict(extra="forbid")
-    item_ids: list[int] | None = Field(None, max_length=10_000, description="Item ids.")
+    item_ids: list[ItemId] | None = Field(None, max_length=10_000, description="Item ids.")
     batch: str | None = Field(None, description="A batch.")
-    share: float = Field(1.0, gt=0, le=1, description="Share of the batch's open items.")
+    # Bounded below: the store takes every round(1/share)-th item.
+    share: float = Field(
+        1.0, ge=0.0001, le=1, description="Share of the batch's open items (0.0001 to 1)."
+    )
 
 
 class DoubleReviewResponse(BaseModel):
