@@ -7,11 +7,11 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
-from service.db import Base
-from service.review.store import ReviewStore, _alembic_config, init_db
+from service.db import Base, make_engine
+from service.review.store import ItemFilter, ReviewStore, _alembic_config, init_db
 
 
 def _diff(engine: Engine) -> list[object]:
@@ -50,3 +50,32 @@ def test_from_url_without_migrating_sees_no_schema(tmp_path: Path) -> None:
     store = ReviewStore.from_url(f"sqlite:///{tmp_path / 'empty.sqlite3'}", migrate=False)
     assert store.ping() is False
     store.engine.dispose()
+
+
+def test_upgrade_merges_duplicate_open_items_made_before_the_unique_index(tmp_path: Path) -> None:
+    # Revision 0003 adds a unique index over open items; duplicates left by the old race
+    # (issue 16 L2) are merged first, so the upgrade of a live database cannot fail on them.
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0002_job_leases")
+        for batch in ("b", "b", None, None, "other"):
+            conn.execute(
+                text(
+                    "INSERT INTO review_items (text, text_key, origin, batch, occurrences, "
+                    "status, suggestions, created_at, reviews_required) VALUES "
+                    "('t', 'k', 'api', :b, 2, 'pending', '[]', CURRENT_TIMESTAMP, 1)"
+                ),
+                {"b": batch},
+            )
+    init_db(engine)
+    store = ReviewStore(engine)
+    open_items = store.list_items(ItemFilter(status="pending")).items
+    assert sorted((i.batch or "", i.occurrences) for i in open_items) == [
+        ("", 4),
+        ("b", 4),
+        ("other", 2),
+    ]
+    merged = [store.get(i) for i in (2, 4)]
+    assert {(m.status, m.decision) for m in merged} == {("decided", "merged")}
+    assert store.history(2)[-1].note == "duplicate open item; merged into 1"
+    engine.dispose()
