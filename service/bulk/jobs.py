@@ -173,10 +173,18 @@ class JobQueue:
         if not opts.get("text_column"):
             raise InvalidInput("text_column is required.")
         out_fmt = opts.get("output_format") or in_fmt
-        if out_fmt not in ("csv", "xlsx", "parquet"):
-            raise InvalidInput("output_format must be csv, xlsx or parquet.", output_format=out_fmt)
+        if out_fmt not in bio.FORMATS:
+            raise InvalidInput(
+                f"output_format must be one of {', '.join(bio.FORMATS)}.", output_format=out_fmt
+            )
         opts["output_format"] = out_fmt
         opts["to_review"] = bool(opts.get("to_review"))
+        if opts.get("encoding"):
+            # Whatever the upload's format: a wrong option is a 422 now, not a failed job later.
+            bio.check_encoding(str(opts["encoding"]))
+        # The cap changes the output (and the checkpoint): the job keeps this instance's, so
+        # every worker that takes it codes it alike.
+        opts["max_text_length"] = self.settings.max_text_length
         self._check_quota(created_by)
         job_id = str(uuid.uuid4())
         folder = self.root / job_id
@@ -186,7 +194,10 @@ class JobQueue:
         try:
             self._save(source, self.root / input_name)
             reader = bio.open_reader(
-                self.root / input_name, opts.get("encoding"), opts.get("delimiter")
+                self.root / input_name,
+                opts.get("encoding"),
+                opts.get("delimiter"),
+                max_decompressed_bytes=self.settings.max_decompressed_bytes,
             )
             for key, flag in (
                 ("text_column", "text_column"),
@@ -202,7 +213,7 @@ class JobQueue:
                 status=QUEUED,
                 filename=safe_name[:300],
                 input_path=input_name,
-                output_path=f"{job_id}/result.{out_fmt}",
+                output_path=f"{job_id}/result{bio.FORMATS[out_fmt].extension}",
                 options=opts,
                 rows_done=0,
                 counts={},
@@ -556,7 +567,7 @@ class JobRunner(JobQueue):
         from service.bulk.engine import Interrupted, classify_file
 
         job = self.get(job_id)
-        options = job_options(job, self.chunk_rows)
+        options = job_options(job, self.chunk_rows, settings=self.settings)
         input_path = self.path(job.input_path)
         output_path = self.path(str(job.output_path))
         if not input_path.exists():
@@ -662,12 +673,18 @@ class JobRunner(JobQueue):
             return bool(held)
 
 
-def job_options(job: Job, chunk_rows: int = JOB_CHUNK_ROWS) -> BulkOptions:
-    """The engine options a job runs with (the same for every worker that takes it)."""
+def job_options(
+    job: Job, chunk_rows: int = JOB_CHUNK_ROWS, *, settings: Settings | None = None
+) -> BulkOptions:
+    """The engine options a job runs with (the same for every worker that takes it).
+
+    The text cap is the one recorded at submit (the worker's ``settings`` for older rows);
+    the unpacked-size limit is the worker's. Without ``settings``, the settings' defaults.
+    """
     from service.bulk.engine import BulkOptions
 
     opts = dict(job.options or {})
-    return BulkOptions(
+    options = BulkOptions(
         text_column=str(opts["text_column"]),
         id_column=opts.get("id_column"),
         code_column=opts.get("code_column"),
@@ -679,6 +696,12 @@ def job_options(job: Job, chunk_rows: int = JOB_CHUNK_ROWS) -> BulkOptions:
         delimiter=opts.get("delimiter"),
         chunk_rows=chunk_rows,
     )
+    if settings is not None:
+        options.max_text_length = settings.max_text_length
+        options.max_decompressed_bytes = settings.max_decompressed_bytes
+    if opts.get("max_text_length"):
+        options.max_text_length = int(opts["max_text_length"])
+    return options
 
 
 def open_jobs(settings: Settings, coder: CoderSource, sessions: sessionmaker[Session]) -> JobQueue:

@@ -9,7 +9,7 @@ created it and to admin keys.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.responses import FileResponse
@@ -23,11 +23,6 @@ from service.db import Job
 from service.errors import InvalidInput, NotFound, ServiceNotReady
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-_MEDIA = {
-    ".csv": "text/csv",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".parquet": "application/vnd.apache.parquet",
-}
 
 
 def get_jobs(services: ServicesDep) -> JobQueue:
@@ -115,8 +110,13 @@ def create_job(
     encoding: Annotated[str | None, Form(description="CSV encoding (default: detected).")] = None,
     delimiter: Annotated[str | None, Form(description="CSV delimiter (default: sniffed).")] = None,
     output_format: Annotated[
-        Literal["csv", "xlsx", "parquet"] | None,
-        Form(description="Format of the result (default: that of the upload)."),
+        str | None,
+        Form(
+            max_length=40,
+            description="Format of the result, by name: one of the service's file formats "
+            "(csv, xlsx, parquet; an unknown name is a 422 naming them). Default: that of "
+            "the upload.",
+        ),
     ] = None,
 ) -> JobResponse:
     """Store the file and queue it; answers 202 with the job, whose status you then poll.
@@ -138,7 +138,7 @@ def create_job(
         "batch_name": batch_name or None,
         "encoding": encoding or None,
         "delimiter": delimiter or None,
-        "output_format": output_format,
+        "output_format": output_format or None,
     }
     job = jobs.submit(file.filename or "upload", file.file, options, created_by=principal.name)
     return job_response(job)
@@ -168,12 +168,14 @@ def get_job(job_id: str, principal: Submitter, jobs: JobsDep) -> JobResponse:
 )
 def get_result(job_id: str, principal: Submitter, jobs: JobsDep) -> FileResponse:
     """The coded file (format of the upload unless the job asked for another)."""
+    from service.bulk.io import media_type  # pyarrow: loaded when the first result is fetched
+
     job = _visible_job(jobs, job_id, principal)
     path = jobs.result_path(job.id)
     stem = Path(job.filename).stem or "result"
     return FileResponse(
         path,
-        media_type=_MEDIA.get(path.suffix, "application/octet-stream"),
+        media_type=media_type(path.suffix),
         filename=f"{stem}.coded{path.suffix}",
     )
 
