@@ -222,6 +222,12 @@ def train(settings: Settings, config_path: Path | None, quick: bool, promote: bo
     is_flag=True,
     help="Three folds of whole jurisdictions instead of one per source (faster).",
 )
+@click.option(
+    "--simulate-review",
+    is_flag=True,
+    help="Replay each national list coded whole by the model and an oracle reviewer, "
+    "per queue order (review_simulation.json/.png/.md).",
+)
 @click.pass_obj
 def evaluate(
     settings: Settings,
@@ -229,11 +235,12 @@ def evaluate(
     input_path: Path | None,
     output: Path | None,
     grouped_folds: bool,
+    simulate_review: bool,
 ) -> None:
     """Metrics of a registered model on a labelled file, or the full evaluation suite."""
     from training.evaluate import evaluate_command
 
-    result = evaluate_command(settings, version, input_path, output, grouped_folds)
+    result = evaluate_command(settings, version, input_path, output, grouped_folds, simulate_review)
     click.echo(json.dumps(result, indent=2))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from service.config import Settings
 from service.errors import FileFormatError
-from service.labels import NOT_AN_OFFENCE
+from service.labels import NOT_AN_OFFENCE, LabelledRow
 from service.models.embedder import OnnxEncoder
 from service.models.multilingual import JoinedEncoder, MultilingualEncoder
 from service.models.policy import REJECTED
@@ -53,6 +53,11 @@ from training.metrics import (
 from training.pipeline import training_rows
 from training.policy_sim import cross_fitted_decisions
 from training.report import language_table
+from training.review_sim import (
+    plot_review_curves,
+    review_simulation_table,
+    simulate_held_out_lists,
+)
 
 log = logging.getLogger(__name__)
 CURVE_PRECISIONS = [0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99]
@@ -221,10 +226,34 @@ def _ablations(
     return variants
 
 
-def full_evaluation(
-    settings: Settings, version: str | None, output: Path | None, grouped: bool = False
-) -> dict[str, Any]:
-    """The leave-one-source-out suite with baselines and ablations; writes files."""
+@dataclass
+class HeldOut:
+    """A registered model's recipe scored out of fold on the corpus it was trained on."""
+
+    version: str
+    entry: Path
+    cfg: TrainConfig
+    rows: list[LabelledRow]
+    texts: list[str]
+    emb: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    all_folds: np.ndarray  # every evaluation fold (national lists and hand-written groups)
+    folds: np.ndarray  # the national lists' folds only ("" elsewhere)
+    norm: Normalizer
+    encoder: OnnxEncoder | JoinedEncoder
+    proba_all: np.ndarray  # one row per index of idx_all
+    classes: np.ndarray
+    idx_all: np.ndarray
+
+    def national(self) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, corpus row indices) of the national lists' held-out rows."""
+        keep = self.folds[self.idx_all] != ""
+        return self.proba_all[keep], self.idx_all[keep]
+
+
+def held_out_predictions(settings: Settings, version: str | None, grouped: bool = False) -> HeldOut:
+    """Embed the corpus with the entry's encoder and score every fold out of fold."""
     registry = Registry(settings.registry_dir)
     version = registry.resolve(version)
     entry = registry.path(version)
@@ -235,18 +264,42 @@ def full_evaluation(
     groups = np.array([r.split_group for r in rows], dtype=object)
     labels = np.array([r.iccs_code for r in rows], dtype=object)
     all_folds = fold_assignment(groups, labels, cfg)
-    folds = calibration_rows(all_folds)  # national lists: the headline figures
     norm = entry_normalizer(entry, expand=True)
-    plain = Normalizer({}, expand=False)
     texts = [norm(r.text) for r in rows]
     encoder: OnnxEncoder | JoinedEncoder = OnnxEncoder(entry / "encoder", int8=False)
     if cfg.multilingual_encoder:
         encoder = JoinedEncoder(encoder, MultilingualEncoder(), cfg.multilingual_weight)
     emb = encoder.encode(texts)
-
     proba_all, classes, idx_all = recipe_oof(texts, emb, labels, all_folds, cfg)
-    national = folds[idx_all] != ""
-    proba, idx = proba_all[national], idx_all[national]
+    return HeldOut(
+        version=version,
+        entry=entry,
+        cfg=cfg,
+        rows=rows,
+        texts=texts,
+        emb=emb,
+        labels=labels,
+        groups=groups,
+        all_folds=all_folds,
+        folds=calibration_rows(all_folds),
+        norm=norm,
+        encoder=encoder,
+        proba_all=proba_all,
+        classes=classes,
+        idx_all=idx_all,
+    )
+
+
+def full_evaluation(
+    settings: Settings, version: str | None, output: Path | None, grouped: bool = False
+) -> dict[str, Any]:
+    """The leave-one-source-out suite with baselines and ablations; writes files."""
+    h = held_out_predictions(settings, version, grouped)
+    version, entry, cfg, rows, texts, emb = h.version, h.entry, h.cfg, h.rows, h.texts, h.emb
+    labels, groups, all_folds, folds, norm = h.labels, h.groups, h.all_folds, h.folds, h.norm
+    encoder, proba_all, classes, idx_all = h.encoder, h.proba_all, h.classes, h.idx_all
+    plain = Normalizer({}, expand=False)
+    proba, idx = h.national()
     pred = top_codes(proba, classes)
     truth, grp, fld = labels[idx], groups[idx], folds[idx]
     points = coverage_points(proba, classes, truth, fld)
@@ -391,14 +444,39 @@ def evaluate_file(settings: Settings, version: str | None, input_path: Path) -> 
     }
 
 
+def review_simulation_evaluation(
+    settings: Settings, version: str | None, output: Path | None, target: float = 0.97
+) -> dict[str, Any]:
+    """``iccs evaluate --simulate-review``: each national list coded whole by the model and an
+    oracle reviewer (training/review_sim.py); writes JSON, a plot and a short report."""
+    h = held_out_predictions(settings, version)
+    proba, idx = h.national()
+    result = simulate_held_out_lists(
+        proba, h.classes, h.labels[idx], h.folds[idx], h.emb[idx], target
+    ) | {"model_version": h.version}
+    out_dir = output or h.entry / "evaluation"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "review_simulation.json").write_text(json.dumps(result, indent=2), "utf-8")
+    plot_review_curves(result, out_dir / "review_simulation.png")
+    (out_dir / "review_simulation.md").write_text(review_simulation_table(result), "utf-8")
+    return result
+
+
 def evaluate_command(
     settings: Settings,
     version: str | None,
     input_path: Path | None,
     output: Path | None,
     grouped: bool = False,
+    simulate_review: bool = False,
 ) -> dict[str, Any]:
     """Entry point of ``iccs evaluate``."""
+    if simulate_review:
+        sim = review_simulation_evaluation(settings, version, output)
+        return {"model_version": sim["model_version"]} | {
+            order: {k: v for k, v in r.items() if k != "curve"}
+            for order, r in sim["pooled"].items()
+        }
     if input_path is not None:
         result = evaluate_file(settings, version, input_path)
         if output:

@@ -327,6 +327,36 @@ def pool(curves: list[Curve]) -> dict[str, Any]:
     }
 
 
+def review_simulation_table(result: dict[str, Any]) -> str:
+    """Markdown: decisions needed to code each list whole, per queue order."""
+    lines = [
+        f"# Simulated review ({result.get('model_version', '')})",
+        "",
+        f"Each national list coded whole at target precision {result['target_precision']:.2f}: "
+        "the model auto-codes, an oracle reviewer decides the rest in queue order, each "
+        "decision carries to similar pending entries (training/review_sim.py). Decisions as a "
+        "share of the list's entries; precision of all codes in the finished table.",
+        "",
+        "| list | rows | auto at start | " + " | ".join(ORDERS) + " | precision (value) |",
+        "|---|---|---|" + "---|" * len(ORDERS) + "---|",
+    ]
+    for name, r in sorted(result["per_source"].items()):
+        first = r[ORDERS[0]]
+        shares = " | ".join(f"{r[o]['decision_share']:.1%}" for o in ORDERS)
+        lines.append(
+            f"| {name} | {first['rows']} | {first['auto_at_start'] / first['rows']:.1%} | "
+            f"{shares} | {r['value']['precision']:.3f} |"
+        )
+    p = result["pooled"]
+    rows = p[ORDERS[0]]["rows"]
+    pooled = " | ".join(f"{p[o]['decision_share_weighted']:.1%}" for o in ORDERS)
+    mean = " | ".join(f"{p[o]['decision_share_mean_over_lists']:.1%}" for o in ORDERS)
+    auto = p[ORDERS[0]]["auto_at_start_share"]
+    lines.append(f"| **pooled** | {rows} | {auto:.1%} | {pooled} | {p['value']['precision']:.3f} |")
+    lines.append(f"| mean over lists | | | {mean} | |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_review_curves(result: dict[str, Any], path: Any) -> None:
     """Share of the list coded against human decisions, one line per queue order."""
     import matplotlib

@@ -107,3 +107,26 @@ def test_the_ablation_table_varies_one_part_each_and_the_report_shows_every_row(
     report = (tmp_path / "report.md").read_text()
     for label in ABLATIONS.values():
         assert f"| {label} | 0.500 / 0.250 |" in report
+
+
+@pytest.mark.slow
+def test_simulate_review_writes_the_curves_and_compares_three_queue_orders(
+    tiny_registry, shared_dir, tmp_path
+):
+    out = tmp_path / "sim"
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--simulate-review", "--output", str(out)],
+        env={"ICCS_REGISTRY_DIR": str(tiny_registry), "ICCS_DATA_DIR": str(shared_dir)},
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert set(summary) == {"model_version", "confidence", "random", "value"}
+    full = json.loads((out / "review_simulation.json").read_text())
+    assert full["target_precision"] == 0.97
+    for order in ("confidence", "random", "value"):
+        pooled = full["pooled"][order]
+        assert pooled["curve"]["coded_share"][-1] == pytest.approx(1.0)
+        assert 0.0 <= pooled["decision_share_weighted"] <= 1.0
+    assert (out / "review_simulation.png").stat().st_size > 0
+    assert "| **pooled** |" in (out / "review_simulation.md").read_text()
