@@ -53,7 +53,7 @@ def check_encoding(name: str) -> str:
     try:
         codec = codecs.lookup(name).name
         b"x".decode(codec, "ignore")  # a non-text codec refuses here (empty input would not)
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:  # ValueError: a NUL in the name
         message = (
             f"Encoding '{name}' is not a text encoding; use e.g. utf-8, cp1252 or latin-1."
             if "text encoding" in str(exc)

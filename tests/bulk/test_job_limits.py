@@ -215,6 +215,8 @@ def test_a_non_text_encoding_is_422_at_submit(client: tuple[TestClient, str]) ->
             post_job(c, key, name, data, encoding="base64"), 422, "file_format_error"
         )
         assert body["context"]["encoding"] == "base64"
+        # A NUL in the name made the codec lookup raise ValueError: a 500 before.
+        assert_error(post_job(c, key, name, data, encoding="utf-8\x00"), 422, "file_format_error")
 
 
 def test_an_unknown_output_format_is_422_naming_the_registrys(
