@@ -105,6 +105,7 @@ class Queue(StoreBase):
         """
         if not items:
             return []
+        items = [_fit_columns(r) for r in items]
         for attempt in range(_ENQUEUE_ATTEMPTS):
             try:
                 with self._tx() as s:
@@ -366,3 +367,26 @@ class Queue(StoreBase):
             or_(t.status.in_((PENDING, DISPUTED)), lease_expired(now)),
             ~already,
         )
+
+
+def _length(column: Any) -> int:
+    return int(column.type.length)
+
+
+_RECORD_ID_LENGTH = _length(ReviewItem.__table__.c.record_id)
+_BATCH_LENGTH = _length(ReviewItem.__table__.c.batch)
+
+
+def _fit_columns(req: ReviewRequest) -> ReviewRequest:
+    """Clip a file's record id and a batch name to their columns (PostgreSQL refuses longer
+    values, which would fail a whole bulk job at its end); matching uses the clipped batch."""
+    rid, batch = req.record_id, req.batch
+    if (rid is None or len(rid) <= _RECORD_ID_LENGTH) and (
+        batch is None or len(batch) <= _BATCH_LENGTH
+    ):
+        return req
+    return replace(
+        req,
+        record_id=None if rid is None else rid[:_RECORD_ID_LENGTH],
+        batch=None if batch is None else batch[:_BATCH_LENGTH],
+    )

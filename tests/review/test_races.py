@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -92,3 +93,22 @@ def test_concurrent_enqueues_of_one_text_make_one_item(
     for key, occ in rows:
         per_key.setdefault(key, []).append(occ)
     assert per_key == {f"dup-{i}": [THREADS] for i in range(ROUNDS)}
+
+
+@both
+def test_long_record_ids_and_batch_names_from_files_are_stored_clipped(
+    store: ReviewStore, make_request, backend: str
+) -> None:
+    # A bulk file's id column and a long upload name reach the queue unchecked; PostgreSQL
+    # refuses values over the columns' VARCHAR(200), which failed the whole job at its end.
+    long_batch = "b" * 300
+    req = replace(make_request("a long one", batch=long_batch), record_id="r" * 300)
+    first = store.enqueue([req])
+    again = store.enqueue([req])  # the same text and batch: the same open item
+    assert first == again
+    with store._tx() as s:
+        item = s.get(ReviewItem, first[0])
+        assert item is not None
+        assert item.record_id == "r" * 200
+        assert item.batch == "b" * 200
+        assert item.occurrences == 2

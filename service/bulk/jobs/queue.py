@@ -171,7 +171,7 @@ class JobQueue:
                 if opts.get(key):
                     opts[key] = bio.resolve_column(reader.columns, str(opts[key]), flag)
             if not opts.get("batch_name"):
-                opts["batch_name"] = f"job {job_id[:8]} {safe_name}"
+                opts["batch_name"] = f"job {job_id[:8]} {safe_name}"[:200]
             job = Job(
                 id=job_id,
                 status=QUEUED,

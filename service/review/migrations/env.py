@@ -30,7 +30,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    # Migrations copy rows (texts among them): keep bound values out of error messages.
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", hide_parameters=True)
     with engine.begin() as conn:
         _run(conn)
     engine.dispose()
