@@ -35,6 +35,7 @@ class ReviewRequest:
     origin: str = "api"
     batch: str | None = None
     occurrences: int = 1
+    created_by: str | None = None
 
 
 class ReviewQueue(Protocol):
@@ -82,10 +83,12 @@ class Coder:
         occurrences: Sequence[int] | None = None,
         queue_review: bool = True,
         languages: Sequence[str | None] | None = None,
+        created_by: str | None = None,
     ) -> list[CodedRecord]:
         """Code ``texts`` in one inference pass; review items are committed before return.
 
-        ``languages`` are the clients' language tags (None: detect the text's language).
+        ``languages`` are the clients' language tags (None: detect the text's language);
+        ``created_by`` the API key the review items are counted against.
         """
         ids = list(record_ids) if record_ids is not None else [None] * len(texts)
         declared = list(languages) if languages is not None else [None] * len(texts)
@@ -105,7 +108,7 @@ class Coder:
         for rec, text, tag in zip(out, texts, declared, strict=True):
             rec.language = resolve(text, tag)
         if self.queue is not None and queue_review:
-            self._enqueue(texts, keys, out, origin, batch, occurrences)
+            self._enqueue(texts, keys, out, origin, batch, occurrences, created_by)
         return out
 
     def _enqueue(
@@ -116,6 +119,7 @@ class Coder:
         origin: str,
         batch: str | None,
         occurrences: Sequence[int] | None,
+        created_by: str | None = None,
     ) -> None:
         pending = [i for i, rec in enumerate(out) if rec.result.status == REVIEW]
         if not pending or self.queue is None:
@@ -136,6 +140,7 @@ class Coder:
                     origin=origin,
                     batch=batch,
                     occurrences=occurrences[i] if occurrences is not None else 1,
+                    created_by=created_by,
                 )
             )
         for i, review_id in zip(pending, self.queue.enqueue(requests), strict=True):

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         description="Uploads to POST /v1/jobs one API key may stream at once; one more is "
         "refused (429) before its body is read (0: no cap).",
     )
+    max_open_review_items_per_key: int = Field(
+        100_000,
+        ge=0,
+        description="Open review items one API key may have created (classify calls and its "
+        "jobs); a key at the limit gets 429 review_quota_exceeded before anything it sends is "
+        "coded, and may retry when reviewers have decided some (0: no cap).",
+    )
     rate_limit_per_minute: int = Field(
         6000,
         ge=0,

@@ -54,6 +54,8 @@ class ReviewItem(Base):
     text_key: Mapped[str] = mapped_column(String(40), index=True)  # normalize.dedupe_key
     record_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     origin: Mapped[str] = mapped_column(String(20), default="api")  # api | bulk | job
+    # The API key whose call or job queued the item (None: the CLI, or before migration 0006).
+    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     batch: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)

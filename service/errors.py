@@ -187,6 +187,13 @@ class QuotaExceeded(RateLimited):
     code = "job_quota_exceeded"
 
 
+class ReviewQuotaExceeded(RateLimited):
+    """A key already has as many open review items as it may (429, Retry-After); refused
+    before anything it sent is coded (issue 16 #9)."""
+
+    code = "review_quota_exceeded"
+
+
 class Gone(ICCSError):
     """A resource whose content was removed on purpose (a job's files after retention)."""
 

@@ -266,6 +266,7 @@ def _enqueue_reviews(ckpt: Checkpoint, coder: Coder, options: BulkOptions) -> in
                     origin=options.origin,
                     batch=options.batch_name,
                     occurrences=int(occurrences),
+                    created_by=options.created_by,
                 )
             )
         coder.queue.enqueue(requests, source=source)

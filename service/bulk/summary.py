@@ -23,6 +23,8 @@ class BulkOptions:
     to_review: bool = False
     batch_name: str | None = None
     origin: str = "bulk"
+    # The API key whose job this is: its review items count against that key's quota.
+    created_by: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
     chunk_rows: int = 50_000
@@ -41,6 +43,7 @@ class BulkOptions:
             "to_review",
             "batch_name",
             "origin",
+            "created_by",
             "max_decompressed_bytes",
         ):
             d.pop(k)

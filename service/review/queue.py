@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.coding import ReviewRequest
 from service.db import AuditEntry, ReviewDecision, ReviewItem, utcnow
-from service.errors import InvalidInput, NotFound
+from service.errors import InvalidInput, NotFound, ReviewQuotaExceeded
 from service.review.base import StoreBase
 from service.review.tables import ReviewContribution
 from service.review.values import (
@@ -36,6 +36,41 @@ from service.review.values import (
     day_start,
     section_of,
 )
+
+# Seconds a key over its open-item quota is told to wait: reviewers need time to decide some.
+REVIEW_QUOTA_RETRY_AFTER = 60
+
+
+def open_items_created_by(s: Session, key: str) -> int:
+    """Open review items (pending, claimed, disputed) that ``key`` queued."""
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(ReviewItem)
+            .where(ReviewItem.created_by == key, ReviewItem.status.in_(OPEN_STATUSES))
+        )
+        or 0
+    )
+
+
+def check_review_quota(sessions: Any, key: str | None, limit: int) -> None:
+    """:class:`ReviewQuotaExceeded` when ``key`` has ``limit`` open items (0: no cap).
+
+    Called before a key's records are coded, so a refused call queues nothing and codes
+    nothing: the client sends it again later (issue 16 #9).
+    """
+    if not limit or key is None:
+        return
+    with sessions() as s:
+        open_items = open_items_created_by(s, key)
+    if open_items >= limit:
+        raise ReviewQuotaExceeded(
+            f"This key has {open_items} review items waiting for reviewers; the limit is "
+            f"{limit}. Send more when some have been decided.",
+            limit=limit,
+            open_items=open_items,
+            retry_after=REVIEW_QUOTA_RETRY_AFTER,
+        )
 
 
 @dataclass(frozen=True)
@@ -197,6 +232,7 @@ class Queue(StoreBase):
                 origin=req.origin,
                 batch=req.batch,
                 occurrences=req.occurrences,
+                created_by=req.created_by,
                 status=PENDING,
                 suggestions=list(req.suggestions),
                 top_code=req.top_code,

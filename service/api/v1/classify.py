@@ -27,6 +27,7 @@ from service.coding import CodedRecord, Coder
 from service.config import Settings
 from service.errors import BatchTooLarge, ICCSError, TextTooLong
 from service.language import detect
+from service.review.queue import check_review_quota
 
 router = APIRouter(tags=["classify"])
 
@@ -95,12 +96,16 @@ def classify(
     A record that goes to review is stored durably before this answer is sent.
     """
     precision = check_record(body, services.settings)
+    check_review_quota(
+        services.sessions, principal.name, services.settings.max_open_review_items_per_key
+    )
     rec = coder.code(
         [body.text],
         [body.id],
         top_k=body.top_k,
         min_precision=precision,
         languages=[body.language],
+        created_by=principal.name,
     )[0]
     _count(services, [rec])
     top = rec.result.assigned or (rec.result.suggestions[0] if rec.result.suggestions else None)
@@ -147,6 +152,7 @@ def classify_batch(
         )
     # The rate limit counts records: the call itself paid for one when its key was checked.
     services.limiter.check(principal.name, cost=len(body.items) - 1)
+    check_review_quota(services.sessions, principal.name, settings.max_open_review_items_per_key)
     results: list[ClassifyResponse | BatchItemError | None] = [None] * len(body.items)
     # Items asking for the same top_k and precision share one inference pass (normally all).
     groups: dict[tuple[int, float | None], list[tuple[int, ClassifyRequest]]] = {}
@@ -173,7 +179,7 @@ def classify_batch(
     request_id: str = request.state.request_id
     coded = 0
     for (top_k, precision), members in groups.items():
-        records = _code_group(coder, [it for _, it in members], top_k, precision)
+        records = _code_group(coder, [it for _, it in members], top_k, precision, principal.name)
         _count(services, records)
         coded += len(records)
         for (index, _), rec in zip(members, records, strict=True):
@@ -191,7 +197,11 @@ def classify_batch(
 
 
 def _code_group(
-    coder: Coder, items: list[ClassifyRequest], top_k: int, precision: float | None
+    coder: Coder,
+    items: list[ClassifyRequest],
+    top_k: int,
+    precision: float | None,
+    created_by: str,
 ) -> list[CodedRecord]:
     return coder.code(
         [it.text for it in items],
@@ -199,6 +209,7 @@ def _code_group(
         top_k=top_k,
         min_precision=precision,
         languages=[it.language for it in items],
+        created_by=created_by,
     )
 
 

@@ -32,6 +32,7 @@ from service.errors import (
     UploadTooLarge,
 )
 from service.models.predictor import Predictor
+from service.review.queue import check_review_quota
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ class JobQueue:
         # every worker that takes it codes it alike.
         opts["max_text_length"] = self.settings.max_text_length
         self._check_quota(created_by)
+        check_review_quota(self.sessions, created_by, self.settings.max_open_review_items_per_key)
         job_id = str(uuid.uuid4())
         folder = self.root / job_id
         folder.mkdir(parents=True)

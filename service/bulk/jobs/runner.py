@@ -296,6 +296,7 @@ def job_options(
         to_review=bool(opts.get("to_review")),
         batch_name=opts.get("batch_name"),
         origin="job",
+        created_by=job.created_by,
         encoding=opts.get("encoding"),
         delimiter=opts.get("delimiter"),
         chunk_rows=chunk_rows,
