@@ -15,7 +15,7 @@ def _store(ctx: click.Context) -> KeyStore:
 
     settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
     if not settings.database_url:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.ensure_state_dir()
     return KeyStore(session_factory(init_db(settings.resolved_database_url())))
 
 

@@ -5,6 +5,7 @@ Every field here is documented in the README's settings table; a test keeps them
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -194,6 +195,19 @@ class Settings(BaseSettings):
             minimum=self.min_precision_floor,
             maximum=HIGHEST_PRECISION,
         )
+
+    def ensure_state_dir(self) -> Path:
+        """The state directory, made if missing with owner-only permissions (0700).
+
+        It holds offence texts (the SQLite database, job files) and the fingerprint secret,
+        so other users of the host must not read it (issue 16 L10). A folder that exists is
+        left as the operator set it.
+        """
+        if not self.state_dir.exists():
+            self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(self.state_dir, 0o700)  # whatever the umask
+        return self.state_dir
 
     def resolved_jobs_dir(self) -> Path:
         """The bulk jobs folder, defaulting to ``jobs`` under the state directory."""

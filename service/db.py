@@ -6,6 +6,7 @@ The schema is created and upgraded by the Alembic migrations in ``service/review
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
@@ -163,6 +164,7 @@ def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
     "database is locked" (the API answers 503 then).
     """
     if url.startswith("sqlite"):
+        _create_owner_only(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": busy_timeout},
@@ -179,6 +181,20 @@ def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def _create_owner_only(url: str) -> None:
+    """Create a SQLite database file that is missing as 0600 (SQLite would use the umask).
+
+    SQLite gives its -wal and -shm files the database file's permissions (issue 16 L10).
+    """
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        pass  # there already, or its folder is missing: SQLite reports that when it connects
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

@@ -83,7 +83,7 @@ def start_services(services: Services) -> None:
     settings = services.settings
     start = time.perf_counter()
     if not settings.database_url:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.ensure_state_dir()
     engine = init_db(
         make_engine(settings.resolved_database_url(), settings.db_busy_timeout_seconds)
     )

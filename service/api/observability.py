@@ -105,7 +105,7 @@ def fingerprint_secret(configured: str | None, state_dir: Path) -> bytes:
     if configured:
         return configured.encode("utf-8")
     path = state_dir / FINGERPRINT_KEY_FILE
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

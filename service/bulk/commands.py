@@ -69,7 +69,7 @@ def open_review_store(settings: Settings, required: bool) -> Any:
         if not (settings.state_dir / "iccs.sqlite3").exists():
             return None
     if url.startswith("sqlite"):
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.ensure_state_dir()
     return ReviewStore.from_url(
         url,
         lease_seconds=settings.review_lease_seconds,

@@ -34,7 +34,7 @@ def build_worker(
     from service.review.store import ReviewStore, init_db
 
     if not settings.database_url:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.ensure_state_dir()
     engine = init_db(settings.resolved_database_url())
     store = ReviewStore(
         engine,

@@ -30,7 +30,7 @@ def _settings(ctx: click.Context) -> Settings:
 def open_store(settings: Settings) -> ReviewStore:
     """The review store of these settings, migrated to the newest schema."""
     if not settings.database_url:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.ensure_state_dir()
     return ReviewStore.from_url(
         settings.resolved_database_url(),
         lease_seconds=settings.review_lease_seconds,
