@@ -12,21 +12,15 @@ checkpoint with the same bytes.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from service.auth import KeyStore
 from service.bulk.engine import classify_file
@@ -35,7 +29,8 @@ from service.coding import Coder
 from service.db import Job, session_factory
 from service.review.store import init_db
 
-PG_URL = os.environ.get("ICCS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from .helpers import Proc, free_port, pg_schema_url, wait_ready
+
 CHUNK_ROWS = 8
 LEASE_SECONDS = 2
 TEXTS = (
@@ -59,63 +54,6 @@ def job_csv(n: int, rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Proc:
-    """An ``iccs`` subprocess whose log goes to a file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._out: IO[bytes] = log.open("wb")
-        code = "from service.cli import main; main()"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, *args],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=self._out,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self._out.close()
-
-    def text(self) -> str:
-        return self.log.read_text("utf-8", errors="replace")
-
-
-@pytest.fixture
-def procs() -> Iterator[Callable[..., Proc]]:
-    started: list[Proc] = []
-
-    def start(args: list[str], env: dict[str, str], log: Path) -> Proc:
-        started.append(Proc(args, env, log))
-        return started[-1]
-
-    yield start
-    for p in started:
-        p.kill()
-
-
-def pg_schema_url() -> Iterator[str]:
-    schema = f"faults_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 @pytest.fixture(
     params=[
         pytest.param(("postgres", 2, 20), marks=pytest.mark.postgres, id="postgres"),
@@ -132,20 +70,6 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
     url = next(gen)
     yield url, apis, jobs
     next(gen, None)
-
-
-def wait_ready(url: str, proc: Proc, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise AssertionError(f"iccs serve exited:\n{proc.text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("iccs serve did not become ready")
 
 
 def test_a_worker_killed_mid_job_loses_and_repeats_nothing(
