@@ -225,7 +225,43 @@ def open_reader(
     if not path.is_file():
         raise FileFormatError(f"No such file: {path.name}.", path=path.name)
     options = ReadOptions(encoding, delimiter, max_decompressed_bytes, max_cell_chars)
-    return format_of(path).read(path, options)
+    fmt = format_of(path)
+    if fmt.name == "csv":
+        _check_not_binary(path)
+    return fmt.read(path, options)
+
+
+# Leading bytes of files that are not delimited text (issue 16 L10: a file's content is checked
+# against its extension). XLSX and Parquet readers refuse other content themselves.
+_BINARY_SIGNATURES = {
+    b"PK\x03\x04": "a ZIP archive (an XLSX workbook?)",
+    b"\x1f\x8b": "a gzip archive",
+    b"\xd0\xcf\x11\xe0": "an old Office (XLS) file",
+    b"%PDF-": "a PDF",
+}
+
+
+def _check_not_binary(path: Path) -> None:
+    """:class:`FileFormatError` when a file named as CSV starts like a known binary format.
+
+    Read as text, such a file's "header" is its data, and an error naming the columns found
+    would echo it.
+    """
+    with path.open("rb") as f:
+        head = f.read(8)
+        f.seek(max(0, path.stat().st_size - 4))
+        tail = f.read(4)
+    found = [w for m, w in _BINARY_SIGNATURES.items() if head.startswith(m)]
+    if head.startswith(b"PAR1") and tail == b"PAR1":  # Parquet opens and ends with its magic
+        found.append("a Parquet file")
+    if found:
+        what = found[0]
+        raise FileFormatError(
+            f"The file is named {path.suffix or 'as text'} but its content is {what}, "
+            "not delimited text; upload it with its own extension.",
+            path=path.name,
+            detected=what,
+        )
 
 
 def resolve_column(columns: Sequence[str], wanted: str, option: str) -> str:

@@ -5,6 +5,7 @@ format registry."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import time
 import zipfile
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
@@ -250,3 +253,49 @@ def test_every_registered_format_is_a_job_result(client: tuple[TestClient, str],
     assert f'legacy.coded{fmt.extension}"' in result.headers["content-disposition"]
     stored = c.app.state.services.job_runner.result_path(job_id)  # type: ignore[attr-defined]
     assert stored.name == f"result{fmt.extension}"
+
+
+def _parquet_bytes() -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"text": ["theft of a car from a driveway"]}), buf)
+    return buf.getvalue()
+
+
+def _zip_of(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("records.xlsx", csv_bytes([["text"], ["theft"]])),  # not a zip at all
+        ("records.xlsx", _zip_of("notes.txt", b"text\ntheft\n")),  # a zip, not a workbook
+        ("records.parquet", csv_bytes([["text"], ["theft"]])),  # no PAR1 magic
+        ("records.parquet", b"PAR1" + b"\x00" * 64 + b"PAR1"),  # the magic, no file inside
+        ("records.csv", xlsx_bytes([["text"], ["theft"]])),  # a workbook named .csv
+        ("records.csv", _parquet_bytes()),  # Parquet named .csv: its header echoed texts
+        ("records.csv", gzip.compress(b"text\ntheft\n")),  # compressed, not text
+    ],
+    ids=[
+        "xlsx-csv",
+        "xlsx-zip",
+        "parquet-csv",
+        "parquet-magic-only",
+        "csv-xlsx",
+        "csv-parquet",
+        "csv-gzip",
+    ],
+)
+def test_an_upload_whose_content_is_not_its_extension_is_422_at_submit(
+    client: tuple[TestClient, str], name: str, data: bytes
+) -> None:
+    c, key = client
+    body = assert_error(post_job(c, key, name, data), 422, "file_format_error")
+    # The refusal names the problem, never the file's content (a header of binary data
+    # read as CSV held the offence texts).
+    assert "theft" not in body["detail"] and "theft" not in str(body["context"])
+    jobs_dir = c.app.state.services.settings.resolved_jobs_dir()  # type: ignore[attr-defined]
+    assert not jobs_dir.exists() or list(jobs_dir.iterdir()) == []
