@@ -58,8 +58,9 @@ def test_a_key_over_its_quota_gets_429_before_anything_is_coded(
     make_client: Callable[..., TestClient],
     key_headers: Callable[..., dict[str, str]],
     assert_error: Callable[..., dict[str, Any]],
+    backend: dict[str, Any],
 ) -> None:
-    client = make_client(max_open_review_items_per_key=2)
+    client = make_client(max_open_review_items_per_key=2, **backend)
     a = key_headers(client.app, "submitter", "agency-a")
     b = key_headers(client.app, "submitter", "agency-b")
     reviewer = key_headers(client.app, "reviewer", "rev")

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from service.api.observability import fingerprint_secret
 from service.cli import main as cli
 from service.config import Settings
 
@@ -51,3 +52,11 @@ def test_the_cli_makes_the_state_dir_owner_only_too(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert _mode(state) == 0o700
     assert _mode(state / "iccs.sqlite3") & 0o077 == 0
+
+
+def test_the_fingerprint_secret_makes_its_folder_owner_only(tmp_path: Path) -> None:
+    # With PostgreSQL (ICCS_DATABASE_URL) the state folder is made first for this secret.
+    state = tmp_path / "pg-state"
+    fingerprint_secret(None, state)
+    assert _mode(state) == 0o700
+    assert _mode(state / "fingerprint.key") == 0o600
