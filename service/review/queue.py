@@ -414,15 +414,21 @@ _BATCH_LENGTH = _length(ReviewItem.__table__.c.batch)
 
 
 def _fit_columns(req: ReviewRequest) -> ReviewRequest:
-    """Clip a file's record id and a batch name to their columns (PostgreSQL refuses longer
-    values, which would fail a whole bulk job at its end); matching uses the clipped batch."""
-    rid, batch = req.record_id, req.batch
-    if (rid is None or len(rid) <= _RECORD_ID_LENGTH) and (
-        batch is None or len(batch) <= _BATCH_LENGTH
-    ):
-        return req
-    return replace(
-        req,
-        record_id=None if rid is None else rid[:_RECORD_ID_LENGTH],
-        batch=None if batch is None else batch[:_BATCH_LENGTH],
+    """What a file brings made storable: its record id and the batch name clipped to their
+    columns, NUL replaced by U+FFFD (PostgreSQL refuses both, which would fail a whole bulk job
+    at its end; the API refuses them at the edge). Matching uses the stored batch."""
+
+    def fit(value: str | None, length: int | None = None) -> str | None:
+        if value is None:
+            return None
+        value = value.replace("\x00", "\ufffd")
+        return value if length is None else value[:length]
+
+    text, rid, batch = (
+        fit(req.text),
+        fit(req.record_id, _RECORD_ID_LENGTH),
+        fit(req.batch, _BATCH_LENGTH),
     )
+    if (text, rid, batch) == (req.text, req.record_id, req.batch):
+        return req
+    return replace(req, text=text or "", record_id=rid, batch=batch)

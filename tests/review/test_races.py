@@ -112,3 +112,17 @@ def test_long_record_ids_and_batch_names_from_files_are_stored_clipped(
         assert item.record_id == "r" * 200
         assert item.batch == "b" * 200
         assert item.occurrences == 2
+
+
+@both
+def test_a_nul_in_a_file_text_is_queued_not_a_failed_job(
+    store: ReviewStore, make_request, backend: str
+) -> None:
+    # The API refuses NUL at the edge; a bulk file's text reaches the queue as read, and
+    # PostgreSQL refuses NUL in text, which failed the whole job at its end.
+    req = replace(make_request("bad\x00text", batch="b\x00", key="k-nul"), record_id="r\x001")
+    (item_id,) = store.enqueue([req])
+    with store._tx() as s:
+        item = s.get(ReviewItem, item_id)
+        assert item is not None
+        assert (item.text, item.record_id, item.batch) == ("bad\ufffdtext", "r\ufffd1", "b\ufffd")
