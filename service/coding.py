@@ -6,12 +6,16 @@ same texts get the same answer whichever door they came in by.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.labels import NOT_AN_OFFENCE
 from service.language import Language, resolve
+from service.models.decided import DecidedExamples, DecidedNeighbour, DecidedRow
 from service.models.policy import AUTO, REJECTED, REVIEW
 from service.models.predictor import Classification, Predictor, Suggestion
 from service.normalize import dedupe_key
@@ -19,6 +23,9 @@ from service.taxonomy import load_taxonomy
 
 SOURCE_MODEL = "model"
 SOURCE_MEMORY = "review_memory"
+# An incremental pull of decided examples starts this long before the newest one seen: another
+# instance may commit a decision stamped a little earlier (its clock, its transaction).
+DECIDED_OVERLAP = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,13 @@ class ReviewQueue(Protocol):
         """
         ...
 
-    def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:
-        """Active decision-memory codes by text key."""
+    def memory_lookup_items(self, text_keys: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        """Active decision-memory (code, review item id) by text key."""
+        ...
+
+    def decided_examples(self, since: datetime | None = None) -> list[DecidedRow]:
+        """Decision-memory entries decided at or after ``since`` (retired ones flagged), or
+        all active ones with a text."""
         ...
 
 
@@ -65,12 +77,30 @@ class CodedRecord:
 
 
 class Coder:
-    """Applies decision memory first, then the model; queues what goes to review."""
+    """Applies decision memory first, then the model; queues what goes to review.
 
-    def __init__(self, predictor: Predictor, queue: ReviewQueue | None = None) -> None:
+    With a review queue, reviewers' decisions join the model's nearest examples at once (see
+    :mod:`service.models.decided`): before coding, the coder pulls the entries decided since
+    its last pull, and every ``decided_refresh_s`` seconds it reloads them all, so that retired
+    entries leave.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        queue: ReviewQueue | None = None,
+        decided_refresh_s: float = 60.0,
+    ) -> None:
         self.predictor = predictor
         self.queue = queue
         self.taxonomy = load_taxonomy()
+        self.decided: DecidedExamples | None = (
+            predictor.decided_index() if queue is not None else None
+        )
+        self.decided_refresh_s = decided_refresh_s
+        self._sync_lock = threading.Lock()
+        self._watermark: datetime | None = None
+        self._refreshed_at: float | None = None
 
     def code(
         self,
@@ -93,14 +123,18 @@ class Coder:
         ids = list(record_ids) if record_ids is not None else [None] * len(texts)
         declared = list(languages) if languages is not None else [None] * len(texts)
         keys = [dedupe_key(t) for t in texts]
-        memory = self.queue.memory_lookup(sorted(set(keys))) if self.queue else {}
+        self.sync_decided()
+        memory = self.queue.memory_lookup_items(sorted(set(keys))) if self.queue else {}
         model_idx = [i for i, k in enumerate(keys) if k not in memory]
         model_results = self.predictor.classify(
-            [texts[i] for i in model_idx], top_k=top_k, min_precision=min_precision
+            [texts[i] for i in model_idx],
+            top_k=top_k,
+            min_precision=min_precision,
+            decided=self.decided,
         )
         by_model = dict(zip(model_idx, model_results, strict=True))
         out: list[CodedRecord] = [
-            CodedRecord(self._from_memory(memory[k]), SOURCE_MEMORY, record_id=ids[i])
+            CodedRecord(self._from_memory(*memory[k]), SOURCE_MEMORY, record_id=ids[i])
             if k in memory
             else CodedRecord(by_model[i], record_id=ids[i])
             for i, k in enumerate(keys)
@@ -110,6 +144,63 @@ class Coder:
         if self.queue is not None and queue_review:
             self._enqueue(texts, keys, out, origin, batch, occurrences, created_by)
         return out
+
+    def rescore(self, texts: list[str], min_precision: float | None = None) -> list[Classification]:
+        """The model's current answer for ``texts`` with the decided examples as they are now
+        (no decision memory, nothing queued)."""
+        self.sync_decided()
+        return self.predictor.classify(texts, min_precision=min_precision, decided=self.decided)
+
+    def decided_neighbours(self, texts: list[str], k: int = 3) -> list[list[DecidedNeighbour]]:
+        """The ``k`` decided examples nearest each text (an example of the same text is left
+        out): the decisions that drive the text's suggestion through the nearest examples."""
+        self.sync_decided()
+        if self.decided is None:
+            return [[] for _ in texts]
+        return self.predictor.decided_neighbours(texts, self.decided, k)
+
+    def sync_decided(self, full: bool = False) -> None:
+        """Bring the decided examples in step with the review store.
+
+        Pulls what was decided since the last pull (from a little before it, see
+        :data:`DECIDED_OVERLAP`); every ``decided_refresh_s`` seconds, or with ``full``,
+        reloads every active entry so that retired ones leave. Each text is encoded once.
+        """
+        if self.queue is None or self.decided is None:
+            return
+        with self._sync_lock:
+            now = time.monotonic()
+            due = self._refreshed_at is None or now - self._refreshed_at >= self.decided_refresh_s
+            if full or due or self._watermark is None:
+                rows = self.queue.decided_examples(None)
+                self._apply_decided(rows, full=True)
+                self._refreshed_at = now
+            else:
+                rows = self.queue.decided_examples(self._watermark - DECIDED_OVERLAP)
+                self._apply_decided(rows, full=False)
+            if rows:
+                newest = max(r.decided_at for r in rows)
+                self._watermark = max(newest, self._watermark or newest)
+
+    def _apply_decided(self, rows: list[DecidedRow], full: bool) -> None:
+        index = self.decided
+        assert index is not None
+        latest: dict[str, DecidedRow] = {}
+        for r in rows:  # oldest first: the newest row of a text wins
+            latest[r.text_key] = r
+        if full:
+            for key in index.keys() - latest.keys():
+                index.remove(key)
+        encode: list[DecidedRow] = []
+        for key, r in latest.items():
+            if r.retired or not r.text:
+                index.remove(key)
+            elif not index.relabel(key, r.text, r.code, r.item_id):
+                encode.append(r)
+        if encode:
+            embeddings = self.predictor.embed([r.text for r in encode])
+            for r, emb in zip(encode, embeddings, strict=True):
+                index.add(r.text_key, r.text, r.code, r.item_id, emb)
 
     def _enqueue(
         self,
@@ -146,12 +237,15 @@ class Coder:
         for i, review_id in zip(pending, self.queue.enqueue(requests), strict=True):
             out[i].review_id = review_id
 
-    def _from_memory(self, code: str) -> Classification:
+    def _from_memory(self, code: str, item_id: int | None = None) -> Classification:
+        relied_on = [item_id] if item_id is not None else []
         if code == NOT_AN_OFFENCE:
-            return Classification([], None, REJECTED, NOT_AN_OFFENCE, self.predictor.version)
+            return Classification(
+                [], None, REJECTED, NOT_AN_OFFENCE, self.predictor.version, relied_on=relied_on
+            )
         cat = self.taxonomy.get(code)
         s = Suggestion(cat.code, cat.title, cat.level, self.taxonomy.path(code), 1.0)
-        return Classification([s], s, AUTO, None, self.predictor.version)
+        return Classification([s], s, AUTO, None, self.predictor.version, relied_on=relied_on)
 
 
 def suggestion_dict(s: Suggestion) -> dict[str, object]:

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
         "identical texts automatically (an admin's decision is enough on its own); 1 trusts a "
         "single reviewer.",
     )
+    decided_refresh_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between full reloads of reviewers' decided examples by each "
+        "instance (so retired decision-memory entries stop counting); new decisions count on "
+        "the next request regardless.",
+    )
     jobs_dir: Path | None = Field(
         None,
         description="Where bulk job files live (uploads, results, checkpoints); default: "

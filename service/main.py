@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 
@@ -38,6 +39,7 @@ from service.bulk.jobs import open_jobs
 from service.coding import Coder, ReviewQueue, ReviewRequest
 from service.config import Settings, get_settings
 from service.db import make_engine, session_factory, utcnow
+from service.models.decided import DecidedRow
 from service.models.predictor import load_predictor
 from service.models.registry import Registry
 from service.review.store import ReviewStore, init_db
@@ -73,9 +75,13 @@ class SerialEnqueue:
         with self._lock:
             return self.store.enqueue(items, source=source)
 
-    def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:
+    def memory_lookup_items(self, text_keys: Sequence[str]) -> dict[str, tuple[str, int | None]]:
         """Reads need no lock (WAL readers never wait for the writer)."""
-        return self.store.memory_lookup(text_keys)
+        return self.store.memory_lookup_items(text_keys)
+
+    def decided_examples(self, since: datetime | None = None) -> list[DecidedRow]:
+        """A read: no lock."""
+        return self.store.decided_examples(since)
 
 
 def start_services(services: Services) -> None:
@@ -113,7 +119,7 @@ def start_services(services: Services) -> None:
     queue: ReviewQueue = services.store
     if engine.dialect.name == "sqlite":
         queue = SerialEnqueue(services.store)
-    services.coder = Coder(predictor, queue)
+    services.coder = Coder(predictor, queue, decided_refresh_s=settings.decided_refresh_s)
     services.loaded_at = utcnow()
     services.startup_seconds = time.perf_counter() - start
     services.metrics.model_info.labels(predictor.version, TAXONOMY_VERSION).set(1)

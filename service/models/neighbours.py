@@ -43,7 +43,7 @@ class NearestExamples:
             _, _, vt = np.linalg.svd(emb - self.mean, full_matrices=False)
             self.basis = np.ascontiguousarray(vt[:dimensions].T, dtype=np.float32)
         # Rows sorted by class, so one reduceat takes each class's maximum.
-        self.embeddings = self._project(emb[order])
+        self.embeddings = self.project(emb[order])
         sorted_cols = label_cols[order]
         self.starts = np.flatnonzero(np.r_[True, sorted_cols[1:] != sorted_cols[:-1]])
         self.present = sorted_cols[self.starts]
@@ -75,12 +75,16 @@ class NearestExamples:
         out = np.zeros((len(queries), self.n_classes), dtype=np.float64)
         if len(queries) == 0 or len(self.embeddings) == 0:
             return out
-        sims = self._project(queries) @ self.embeddings.T
+        sims = self.project(queries) @ self.embeddings.T
         out[:, self.present] = np.maximum.reduceat(sims, self.starts, axis=1)
         return out
 
-    def _project(self, x: np.ndarray) -> np.ndarray:
-        """Unit-length rows in the index's space (the principal directions, if any)."""
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Unit-length rows in the index's space (the principal directions, if any).
+
+        Reviewers' decided examples (:mod:`service.models.decided`) are compared in this same
+        space, so their similarities and the training examples' are on one scale.
+        """
         x = np.asarray(x, dtype=np.float32)
         basis, mean = self.basis, self.mean
         if basis is not None and mean is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
@@ -13,6 +13,7 @@ from scipy.special import softmax
 
 from service.models.bundle import HeadBundle
 from service.models.calibration import PrecisionCurve
+from service.models.decided import DecidedExamples, DecidedNeighbour, DecidedSnapshot
 from service.models.embedder import OnnxEncoder
 from service.models.linear_head import LinearHead
 from service.models.multilingual import JoinedEncoder, MultilingualEncoder
@@ -26,7 +27,7 @@ from service.models.policy import (
     unusable_text_reason,
 )
 from service.models.registry import Registry
-from service.normalize import Normalizer
+from service.normalize import Normalizer, dedupe_key
 from service.shorthand import ShorthandResolver, tokenizer_words
 from service.taxonomy import TAXONOMY_VERSION, Taxonomy, load_taxonomy
 
@@ -54,6 +55,9 @@ class Classification:
     reason: str | None
     model_version: str
     taxonomy_version: str = TAXONOMY_VERSION
+    # Review item ids of the reviewers' decisions this answer relied on: decided examples
+    # that beat the training examples for the answer's code, or the decision-memory entry.
+    relied_on: list[int] = field(default_factory=list)
 
 
 # What the head reads: dense rows, or sparse ones when the n-grams are not projected.
@@ -120,6 +124,21 @@ class FeatureBuilder:
         return joined
 
 
+@dataclass(frozen=True)
+class NeighbourScores:
+    """Per-class similarities of one scoring pass: training examples, and decided ones."""
+
+    train: np.ndarray  # (n, classes): best similarity to a training example of the class
+    decided: DecidedSnapshot  # the decided examples scored against
+    decided_sims: np.ndarray  # (n, examples): similarity to each decided example
+    decided_classes: np.ndarray  # (n, classes): best decided similarity, -inf where none
+
+    @property
+    def combined(self) -> np.ndarray:
+        """What the scorer adds (times its weight): the better of the two per class."""
+        return np.asarray(np.maximum(self.train, self.decided_classes))
+
+
 class Scorer:
     """Logits over the head's classes: the linear head plus the nearest-example bonus.
 
@@ -139,16 +158,53 @@ class Scorer:
         self.neighbours = neighbours
         self.neighbour_weight = neighbour_weight
 
-    def logits(self, normalised: list[str], embeddings: np.ndarray) -> np.ndarray:
-        """Uncalibrated logits, one column per ``head.classes_``."""
+    @property
+    def uses_neighbours(self) -> bool:
+        """Whether the nearest-example component takes part in the logits."""
+        return self.neighbours is not None and bool(self.neighbour_weight)
+
+    def neighbour_scores(
+        self, embeddings: np.ndarray, decided: DecidedSnapshot, keys: list[str]
+    ) -> NeighbourScores | None:
+        """Similarities to training and decided examples (None without the component).
+
+        ``keys`` are the texts' dedupe keys: a decided example never counts for its own text.
+        """
+        if self.neighbours is None or not self.neighbour_weight:
+            return None
+        sims = decided.similarities(self.neighbours.project(embeddings), keys)
+        return NeighbourScores(
+            train=self.neighbours.scores(embeddings),
+            decided=decided,
+            decided_sims=sims,
+            decided_classes=decided.class_scores(sims, len(self.head.classes_)),
+        )
+
+    def logits(
+        self,
+        normalised: list[str],
+        embeddings: np.ndarray,
+        near: NeighbourScores | None = None,
+    ) -> np.ndarray:
+        """Uncalibrated logits, one column per ``head.classes_``.
+
+        ``near`` (from :meth:`neighbour_scores`) brings reviewers' decided examples in: the
+        per-class similarity added is then the better of training and decided examples.
+        """
         logits = self.head.logits(self.features.transform(normalised, embeddings))
         if self.neighbours is not None and self.neighbour_weight:
-            logits = logits + self.neighbour_weight * self.neighbours.scores(embeddings)
+            sims = near.combined if near is not None else self.neighbours.scores(embeddings)
+            logits = logits + self.neighbour_weight * sims
         return logits
 
-    def probabilities(self, normalised: list[str], embeddings: np.ndarray) -> np.ndarray:
+    def probabilities(
+        self,
+        normalised: list[str],
+        embeddings: np.ndarray,
+        near: NeighbourScores | None = None,
+    ) -> np.ndarray:
         """Calibrated probabilities (the head's fitted temperature)."""
-        logits = self.logits(normalised, embeddings)
+        logits = self.logits(normalised, embeddings, near)
         return np.asarray(softmax(logits / self.head.temperature, axis=1))
 
 
@@ -232,16 +288,61 @@ class Predictor:
             multilingual = str(self.encoder.multilingual.name)
         return LoadedEncoder(bool(self.encoder.int8), multilingual)
 
-    def class_probabilities(self, texts: list[str]) -> np.ndarray:
+    def class_probabilities(
+        self, texts: list[str], decided: DecidedExamples | None = None
+    ) -> np.ndarray:
         """Calibrated probabilities over the head's classes for raw texts."""
+        return self._scored(texts, decided)[0]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The encoder's embeddings of raw texts (normalised first, as for classifying)."""
+        return np.asarray(self.encoder.encode([self.normalizer(t) for t in texts]))
+
+    def decided_index(self) -> DecidedExamples | None:
+        """An empty index of decided examples for this model, None when the model has no
+        nearest-example component for them to join (neighbour weight 0)."""
+        neighbours = self.scorer.neighbours
+        if neighbours is None or not self.scorer.neighbour_weight:
+            return None
+        return DecidedExamples(self.head.classes_, neighbours.project)
+
+    def decided_neighbours(
+        self, texts: list[str], decided: DecidedExamples, k: int = 3
+    ) -> list[list[DecidedNeighbour]]:
+        """The ``k`` decided examples nearest each text (an example of the same text key is
+        left out)."""
+        snap = decided.snapshot()
+        neighbours = self.scorer.neighbours
+        if not texts or len(snap) == 0 or neighbours is None or k <= 0:
+            return [[] for _ in texts]
+        queries = neighbours.project(self.embed(texts))
+        sims = snap.similarities(queries, [dedupe_key(t) for t in texts])
+        return [snap.nearest(row, k) for row in sims]
+
+    def _scored(
+        self, texts: list[str], decided: DecidedExamples | None
+    ) -> tuple[np.ndarray, NeighbourScores | None]:
         normalised = [self.normalizer(t) for t in texts]
         emb = self.encoder.encode(normalised)
-        return self.scorer.probabilities(normalised, emb)
+        near = None
+        if decided is not None:
+            snap = decided.snapshot()
+            if len(snap):
+                near = self.scorer.neighbour_scores(emb, snap, [dedupe_key(t) for t in texts])
+        return self.scorer.probabilities(normalised, emb, near), near
 
     def classify(
-        self, texts: list[str], top_k: int = 5, min_precision: float | None = None
+        self,
+        texts: list[str],
+        top_k: int = 5,
+        min_precision: float | None = None,
+        decided: DecidedExamples | None = None,
     ) -> list[Classification]:
-        """Classify records in one inference pass (identical texts are scored once)."""
+        """Classify records in one inference pass (identical texts are scored once).
+
+        ``decided``: reviewers' decided examples joining the nearest-example component (see
+        :mod:`service.models.decided`); each answer's ``relied_on`` names those it relied on.
+        """
         precision = min_precision or self.default_precision
         thresholds = self.thresholds.at(precision)
         results: list[Classification | None] = [None] * len(texts)
@@ -254,13 +355,24 @@ class Predictor:
                 todo.setdefault(text, []).append(i)
         if todo:
             unique = list(todo)
-            proba = self.class_probabilities(unique)
+            proba, near = self._scored(unique, decided)
             nodes = proba @ self.head.node_matrix_
             for row, text in enumerate(unique):
                 res = self._decide_one(proba[row], nodes[row], top_k, thresholds)
+                if near is not None:
+                    res.relied_on = self._relied_on(res, near, row)
                 for i in todo[text]:
                     results[i] = res
         return [r for r in results if r is not None]
+
+    def _relied_on(self, res: Classification, near: NeighbourScores, row: int) -> list[int]:
+        """Decided examples that beat the training examples for the answer's code: the
+        assigned code (any class under it, when backed off), else the top suggestion."""
+        chosen = res.assigned or (res.suggestions[0] if res.suggestions else None)
+        if chosen is None:
+            return []
+        columns = np.flatnonzero(self.head.node_matrix_[:, self._node_index[chosen.code]])
+        return near.decided.relied_on(near.decided_sims[row], near.train[row], columns)
 
     def _decide_one(
         self, proba: np.ndarray, nodes: np.ndarray, top_k: int, thresholds: dict[int, float]

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.db import MemoryEntry, ReviewItem, utcnow
 from service.errors import InvalidInput, NotFound
+from service.models.decided import DecidedRow
 from service.review.base import StoreBase
 from service.review.tables import MemoryVote
 from service.review.values import aware
@@ -31,22 +32,55 @@ class Memory(StoreBase):
 
     def memory_lookup(self, text_keys: Sequence[str]) -> dict[str, str]:
         """Active decision-memory codes by text key."""
+        return {k: code for k, (code, _) in self.memory_lookup_items(text_keys).items()}
+
+    def memory_lookup_items(self, text_keys: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        """Active decision-memory (code, review item id) by text key: the item id is the
+        decision an answer from memory relies on (None for an admin's curated import)."""
         if not text_keys:
             return {}
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, int | None]] = {}
         with self._sessions() as s:
             # Chunked: IN lists have backend limits and bulk files send many keys.
             keys = list(text_keys)
             for i in range(0, len(keys), 500):
                 rows = s.execute(
-                    select(MemoryEntry.text_key, MemoryEntry.code).where(
+                    select(MemoryEntry.text_key, MemoryEntry.code, MemoryEntry.item_id).where(
                         MemoryEntry.text_key.in_(keys[i : i + 500]),
                         MemoryEntry.retired_at.is_(None),
                         self._confirmed(),
                     )
                 )
-                out.update({k: c for k, c in rows})
+                out.update({k: (c, item) for k, c, item in rows})
         return out
+
+    def decided_examples(self, since: datetime | None = None) -> list[DecidedRow]:
+        """Decision-memory entries as labelled examples for the nearest-example component.
+
+        With ``since``: every entry (retired ones flagged) decided at or after it, for an
+        incremental pull; without: the active entries with a text. Unlike
+        :meth:`memory_lookup`, agreement does not matter here: it governs reusing a code for
+        an identical text, while a decided example only adds evidence for similar ones.
+        """
+        m = MemoryEntry
+        stmt = select(m.text_key, m.text, m.code, m.item_id, m.decided_at, m.retired_at)
+        if since is None:
+            stmt = stmt.where(m.retired_at.is_(None), m.text != "")
+        else:
+            stmt = stmt.where(m.decided_at >= since)
+        with self._sessions() as s:
+            rows = s.execute(stmt.order_by(m.decided_at, m.text_key)).all()
+        return [
+            DecidedRow(
+                text_key=key,
+                text=text,
+                code=code,
+                item_id=item_id,
+                decided_at=aware(at) or at,
+                retired=retired_at is not None,
+            )
+            for key, text, code, item_id, at, retired_at in rows
+        ]
 
     def _confirmed(self) -> Any:
         """SQL: the memory entry has the agreement it needs to be applied automatically."""
