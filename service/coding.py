@@ -94,8 +94,11 @@ class Coder:
         self.predictor = predictor
         self.queue = queue
         self.taxonomy = load_taxonomy()
+        # A stand-in for the model without decided examples (a wrapper, a test double) codes
+        # as before: the keyword is passed to classify only when there is an index.
+        make_index = getattr(predictor, "decided_index", None)
         self.decided: DecidedExamples | None = (
-            predictor.decided_index() if queue is not None else None
+            make_index() if queue is not None and make_index is not None else None
         )
         self.decided_refresh_s = decided_refresh_s
         self._sync_lock = threading.Lock()
@@ -130,7 +133,7 @@ class Coder:
             [texts[i] for i in model_idx],
             top_k=top_k,
             min_precision=min_precision,
-            decided=self.decided,
+            **self._decided_kw(),
         )
         by_model = dict(zip(model_idx, model_results, strict=True))
         out: list[CodedRecord] = [
@@ -149,7 +152,13 @@ class Coder:
         """The model's current answer for ``texts`` with the decided examples as they are now
         (no decision memory, nothing queued)."""
         self.sync_decided()
-        return self.predictor.classify(texts, min_precision=min_precision, decided=self.decided)
+        return self.predictor.classify(
+            texts, top_k=5, min_precision=min_precision, **self._decided_kw()
+        )
+
+    def _decided_kw(self) -> dict[str, DecidedExamples]:
+        """``decided=`` for the model's classify, only when there is an index."""
+        return {} if self.decided is None else {"decided": self.decided}
 
     def decided_neighbours(self, texts: list[str], k: int = 3) -> list[list[DecidedNeighbour]]:
         """The ``k`` decided examples nearest each text (an example of the same text is left

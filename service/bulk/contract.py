@@ -26,6 +26,7 @@ RESULT_COLUMNS = (
     "alternatives",
     "model_version",
     "language",
+    "relied_on",
 )
 REASON_COLUMN = "reason"
 OUTPUT_COLUMNS = (*RESULT_COLUMNS, REASON_COLUMN)
@@ -39,6 +40,7 @@ RESULT_SCHEMA = pa.schema(
         ("alternatives", pa.string()),
         ("model_version", pa.string()),
         ("language", pa.string()),
+        ("relied_on", pa.string()),
         (REASON_COLUMN, pa.string()),
     ]
 )
@@ -58,6 +60,7 @@ class RowResult(NamedTuple):
     alternatives: str
     model_version: str
     language: str | None
+    relied_on: str  # review item ids of the decisions the answer relied on, space-separated
     reason: str | None
 
 
@@ -81,6 +84,7 @@ def row_result(coded: CodedRecord) -> RowResult:
         alternatives=alternatives,
         model_version=res.model_version,
         language=coded.language.code if coded.language else None,
+        relied_on=" ".join(str(i) for i in res.relied_on),
         reason=res.reason,
     )
 
@@ -102,7 +106,7 @@ def with_declared_languages(
 
 def rejected_result(reason: str, model_version: str) -> RowResult:
     """The contract columns for a row no model looked at (no language either, as on Spark)."""
-    return RowResult(None, None, None, None, REJECTED, "[]", model_version, None, reason)
+    return RowResult(None, None, None, None, REJECTED, "[]", model_version, None, "", reason)
 
 
 def result_table(results: Sequence[RowResult]) -> pa.Table:

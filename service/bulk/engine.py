@@ -80,7 +80,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 3  # 2: the language column; 3: texts cut to max_text_length
+# 2: the language column; 3: texts cut to max_text_length; 4: the relied_on column
+_FORMAT_VERSION = 4
 
 
 @dataclass

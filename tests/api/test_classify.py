@@ -41,6 +41,7 @@ RESULT_KEYS = {
     "model_version",
     "taxonomy_version",
     "language",
+    "relied_on",
 }
 
 
@@ -202,6 +203,30 @@ def test_review_memory_answers_a_text_a_reviewer_already_coded(
     assert again["source"] == "review_memory"
     assert again["status"] == "auto" and again["assigned"]["code"] == "02011"
     assert again["id"] == "R2" and again["review_id"] is None
+
+
+def test_answers_name_the_review_decisions_they_relied_on(
+    shared_client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    store = shared_client.app.state.services.store
+    h = headers["submitter"]
+    decided = "siphoned diesel out of the council depot's parked tractors overnight"
+    similar = "siphoned petrol out of the council depot's parked lorries at night"
+    before = _classify(shared_client, h, text=similar)
+    assert before["relied_on"] == [] and before["suggestions"][0]["code"] != "050239"
+    first = _classify(shared_client, h, text=decided, min_precision=0.999)
+    assert first["status"] == "review" and first["relied_on"] == []
+    # One reviewer's correction: no decision memory yet, but a decided example at once.
+    store.decide(first["review_id"], "alice", "correct", code="050239")
+    after = _classify(shared_client, h, text=similar)
+    assert after["source"] == "model" and after["relied_on"] == [first["review_id"]]
+    assert after["suggestions"][0]["code"] == "050239"
+    batch = shared_client.post(
+        "/v1/classify/batch",
+        json={"items": [{"text": similar}, {"text": "pickpocketing"}]},
+        headers=h,
+    )
+    assert [r["relied_on"] for r in batch.json()["results"]] == [[first["review_id"]], []]
 
 
 def test_min_precision_outside_operator_bounds(

@@ -70,6 +70,7 @@ def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:
         model_version=res.model_version,
         taxonomy_version=res.taxonomy_version,
         language=LanguageOut(**(rec.language or detect("")).as_dict()),
+        relied_on=list(res.relied_on),
     )
 
 
@@ -121,6 +122,7 @@ def classify(
         text_fp=services.fingerprint(body.text) if services.fingerprint else None,
         text_len=len(body.text),
         language=rec.language.code if rec.language else None,
+        relied_on=rec.result.relied_on or None,
     )
     return to_response(rec, request.state.request_id)
 

@@ -162,6 +162,17 @@ class ClassifyResponse(BaseModel):
     )
     taxonomy_version: str = Field(description="Version of ICCS used.", examples=["ICCS v1.0"])
     language: LanguageOut = Field(description="The record's language, sent or detected.")
+    relied_on: list[int] = Field(
+        default_factory=list,
+        description=(
+            "Review item ids of the reviewers' decisions this answer relied on: with `source` "
+            "`review_memory`, the decision whose code was reused; with `model`, the decided "
+            "examples (nearest first, at most 5) more similar to this text than any training "
+            "example of the answer's code (the assigned code, else the top suggestion), which "
+            "raised that code's score. Empty when no decision played a part."
+        ),
+        examples=[[1042]],
+    )
 
 
 class BatchRequest(BaseModel):
