@@ -80,6 +80,10 @@ class ReviewItem(Base):
     # 1 normally; 2 when the item is flagged for double review (agreement measurement);
     # raised to 3 when two reviewers disagree, so a third reviewer settles it.
     reviews_required: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Expected value of deciding this item (queue order "value", migration 0007): uncertainty
+    # times the records the decision would settle, its own and those of the similar pending
+    # items of its list. Kept by service.review.rescoring; NULL for items queued before.
+    priority: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
 
 
 class AuditEntry(Base):

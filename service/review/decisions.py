@@ -22,6 +22,7 @@ from service.review.values import (
     ACCEPT,
     ACTIONS,
     CLAIMED,
+    CLOSED_STATUSES,
     DECIDED,
     DISPUTED,
     FINAL_ACTIONS,
@@ -39,7 +40,7 @@ from service.review.values import (
 
 def is_blind(item: ReviewItem, viewer: Viewer | None) -> bool:
     """True when ``viewer`` must not see other reviewers' codes on ``item`` yet."""
-    open_double = item.reviews_required > 1 and item.status != DECIDED
+    open_double = item.reviews_required > 1 and item.status not in CLOSED_STATUSES
     return open_double and not (viewer is not None and viewer.sees_all)
 
 

@@ -4,6 +4,10 @@
 is a text whose code a reviewer decided (the active decision memory, so the newest decision
 per text, minus entries an admin retired), with the reviewer and date kept in two extra
 columns after the corpus columns (the corpus reader takes the columns it knows).
+
+Items the model coded on its own after a reviewer decided a similar one (status
+``auto_coded``) are coded, but by the model: training on them would teach the model its own
+answers, so they are no rows here; the result counts them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class ExportResult:
     path: Path
     rows: int
     superseded: int
+    # Items coded by the model after a reviewer's decision on a similar item: left out.
+    auto_coded: int = 0
 
 
 def export_reviewed(
@@ -84,4 +90,4 @@ def export_reviewed(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return ExportResult(path, len(newest), superseded)
+    return ExportResult(path, len(newest), superseded, store.stats().auto_coded)

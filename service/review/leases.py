@@ -17,7 +17,7 @@ from service.errors import Conflict, InvalidInput
 from service.review.queue import Queue
 from service.review.values import (
     CLAIMED,
-    DECIDED,
+    CLOSED_STATUSES,
     DISPUTED,
     FINAL_ACTIONS,
     ORDER_CONFIDENCE,
@@ -74,8 +74,8 @@ class Leases(Queue):
         return None
 
     def _check_can_act(self, s: Session, item: ReviewItem, reviewer: str, now: datetime) -> None:
-        if item.status == DECIDED:
-            raise Conflict("The item is already decided.", item_id=item.id)
+        if item.status in CLOSED_STATUSES:
+            raise Conflict(f"The item is already {item.status.replace('_', '-')}.", item_id=item.id)
         exp = aware(item.claim_expires_at)
         if (
             item.status == CLAIMED

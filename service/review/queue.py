@@ -28,6 +28,7 @@ from service.review.values import (
     OPEN_STATUSES,
     ORDER_NEWEST,
     ORDER_OCCURRENCES,
+    ORDER_VALUE,
     ORDERS,
     PENDING,
     STATUSES,
@@ -113,6 +114,16 @@ def seen_status(now: datetime) -> Any:
     )
 
 
+def base_value(top_confidence: float | None, occurrences: int) -> float:
+    """Expected value of a decision counting the item's own records only."""
+    return (1.0 - (top_confidence or 0.0)) * occurrences
+
+
+def uncertainty_sql() -> Any:
+    """SQL: 1 - top confidence (no suggestion: fully uncertain)."""
+    return 1.0 - func.coalesce(ReviewItem.top_confidence, 0.0)
+
+
 _ENQUEUE_ATTEMPTS = 5
 
 
@@ -190,7 +201,11 @@ class Queue(StoreBase):
                 s.execute(
                     update(ReviewItem)
                     .where(ReviewItem.id == c.item_id, ReviewItem.status.in_(OPEN_STATUSES))
-                    .values(occurrences=ReviewItem.occurrences + delta)
+                    .values(
+                        occurrences=ReviewItem.occurrences + delta,
+                        priority=func.coalesce(ReviewItem.priority, 0.0)
+                        + uncertainty_sql() * delta,
+                    )
                     .execution_options(synchronize_session=False)
                 )
             ids[key] = c.item_id
@@ -237,6 +252,9 @@ class Queue(StoreBase):
                 suggestions=list(req.suggestions),
                 top_code=req.top_code,
                 top_confidence=req.top_confidence,
+                # What can be known without the model; the similar items of its list are
+                # added by service.review.rescoring (refresh_values).
+                priority=base_value(req.top_confidence, req.occurrences),
                 section=section_of(req.top_code),
                 model_version=req.model_version,
                 reviews_required=1,
@@ -251,7 +269,10 @@ class Queue(StoreBase):
             res = s.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item_id, ReviewItem.status.in_(OPEN_STATUSES))
-                .values(occurrences=ReviewItem.occurrences + n)
+                .values(
+                    occurrences=ReviewItem.occurrences + n,
+                    priority=func.coalesce(ReviewItem.priority, 0.0) + uncertainty_sql() * n,
+                )
                 .execution_options(synchronize_session=False)
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
@@ -386,6 +407,10 @@ class Queue(StoreBase):
             return [t.occurrences.desc(), func.coalesce(t.top_confidence, -1.0).asc(), t.id]
         if order == ORDER_NEWEST:
             return [t.created_at.desc(), t.id.desc()]
+        if order == ORDER_VALUE:
+            # Items from before migration 0007 (no priority) count their own records only.
+            value = func.coalesce(t.priority, uncertainty_sql() * t.occurrences)
+            return [value.desc(), func.coalesce(t.top_confidence, -1.0).asc(), t.id]
         # No suggestion at all is the least confident of all.
         return [func.coalesce(t.top_confidence, -1.0).asc(), t.occurrences.desc(), t.id]
 

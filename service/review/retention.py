@@ -1,8 +1,8 @@
 """Retention: remove offence texts older than a cut-off, keep the counts and the audit events.
 
-What goes, for items decided before the cut-off: the item's text, record id and note, the
-notes of its decisions, and the notes reviewers wrote into its audit rows; and the text of
-decision-memory entries decided before the cut-off. What stays: every row, status, code,
+What goes, for items decided (or auto-coded) before the cut-off: the item's text, record id
+and note, the notes of its decisions, and the notes reviewers wrote into its audit rows; and
+the text of decision-memory entries decided before the cut-off. What stays: every row, status, code,
 count and audit event (plus one ``texts_purged`` event per item), so statistics and the audit
 trail still add up, and a remembered code still applies to identical texts (it is keyed by a
 hash of the normalised text). Open items keep their text until they are decided.
@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from service.db import AuditEntry, MemoryEntry, ReviewDecision, ReviewItem, utcnow
 from service.review.base import StoreBase
-from service.review.values import DECIDED, SYSTEM_ACTOR
+from service.review.values import CLOSED_STATUSES, SYSTEM_ACTOR
 
 # What a purged text reads as (the column is NOT NULL).
 PURGED_TEXT = ""
@@ -38,15 +38,17 @@ class Retention(StoreBase):
         """Remove the texts and notes of items, and memory entries, decided before ``cutoff``."""
         now = utcnow()
         with self._tx() as s:
-            ids = list(
-                s.scalars(
-                    select(ReviewItem.id).where(
-                        ReviewItem.status == DECIDED,
+            closed = {
+                int(item_id): str(status)
+                for item_id, status in s.execute(
+                    select(ReviewItem.id, ReviewItem.status).where(
+                        ReviewItem.status.in_(CLOSED_STATUSES),
                         ReviewItem.decided_at < cutoff,
                         ReviewItem.text != PURGED_TEXT,
                     )
                 )
-            )
+            }
+            ids = sorted(closed)
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 s.execute(
@@ -76,8 +78,8 @@ class Retention(StoreBase):
                             at=now,
                             actor=actor,
                             action="texts_purged",
-                            from_status=DECIDED,
-                            to_status=DECIDED,
+                            from_status=closed[item_id],
+                            to_status=closed[item_id],
                             note=f"decided before {cutoff.date().isoformat()}",
                         )
                         for item_id in chunk

@@ -17,6 +17,7 @@ from service.labels import NOT_AN_OFFENCE
 from service.review.base import StoreBase
 from service.review.queue import seen_status
 from service.review.values import (
+    AUTO_CODED,
     CLAIMED,
     DECIDED,
     DISPUTED,
@@ -104,6 +105,7 @@ class StatsQueries(StoreBase):
             remaining=by_status[PENDING] + by_status[CLAIMED] + by_status[DISPUTED],
             remaining_occurrences=int(remaining_occ or 0),
             decided=by_status[DECIDED],
+            auto_coded=by_status[AUTO_CODED],
             by_status=by_status,
             pending_by_section=dict(sorted(sections.items())),
             model_agreement=agree_model / decided_n if decided_n else None,

@@ -10,7 +10,8 @@ their own modules:
 - :mod:`service.review.decisions`: decisions, double review and what a reviewer may see;
 - :mod:`service.review.memory`: decision memory;
 - :mod:`service.review.stats`: progress statistics and Cohen's kappa;
-- :mod:`service.review.retention`: removing old offence texts.
+- :mod:`service.review.retention`: removing old offence texts;
+- :mod:`service.review.rescoring`: re-scoring a list after a decision, the queue's value order.
 
 SQLite (one instance) and PostgreSQL (several instances sharing one queue) run the same code;
 the only difference is that claiming on PostgreSQL locks candidate rows with
@@ -23,6 +24,9 @@ Item life cycle::
        |                  \\--(double review, 1st of 2)--> pending
        \\--- disputed <--(two reviewers disagree)       (a third reviewer settles it)
 
+    pending --(a similar item of its list is decided and the model now codes this one
+               on its own: service.review.rescoring)--> auto_coded
+
 Audit rows are only ever inserted. Nothing here logs or raises with the offence text.
 """
 
@@ -32,6 +36,7 @@ from service.db import make_engine
 from service.errors import UnknownDecisionCode
 from service.review.decisions import Decisions, is_blind, visible_decisions, visible_history
 from service.review.queue import Page
+from service.review.rescoring import Rescoring
 from service.review.retention import PurgeCounts, Retention
 from service.review.stats import StatsQueries, cohen_kappa, kappa_from_table
 from service.review.tables import alembic_config as _alembic_config
@@ -39,7 +44,9 @@ from service.review.tables import init_db
 from service.review.values import (
     ACCEPT,
     ACTIONS,
+    AUTO_CODED,
     CLAIMED,
+    CLOSED_STATUSES,
     CORRECT,
     DECIDED,
     DISPUTED,
@@ -48,6 +55,7 @@ from service.review.values import (
     ORDER_CONFIDENCE,
     ORDER_NEWEST,
     ORDER_OCCURRENCES,
+    ORDER_VALUE,
     ORDERS,
     PENDING,
     REJECT,
@@ -64,7 +72,7 @@ from service.review.values import (
 )
 
 
-class ReviewStore(Decisions, StatsQueries, Retention):
+class ReviewStore(Decisions, StatsQueries, Retention, Rescoring):
     """Durable review queue (implements :class:`service.coding.ReviewQueue`)."""
 
     @classmethod
@@ -83,7 +91,9 @@ class ReviewStore(Decisions, StatsQueries, Retention):
 __all__ = [
     "ACCEPT",
     "ACTIONS",
+    "AUTO_CODED",
     "CLAIMED",
+    "CLOSED_STATUSES",
     "CORRECT",
     "DECIDED",
     "DISPUTED",
@@ -93,6 +103,7 @@ __all__ = [
     "ORDER_CONFIDENCE",
     "ORDER_NEWEST",
     "ORDER_OCCURRENCES",
+    "ORDER_VALUE",
     "PENDING",
     "REJECT",
     "SKIP",

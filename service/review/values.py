@@ -16,8 +16,12 @@ PENDING = "pending"
 CLAIMED = "claimed"
 DECIDED = "decided"
 DISPUTED = "disputed"
-STATUSES = (PENDING, CLAIMED, DECIDED, DISPUTED)
+# Closed without a human decision on it: after a reviewer decided a similar item of the same
+# list, the model re-scored this one and its policy codes it automatically (issue 14).
+AUTO_CODED = "auto_coded"
+STATUSES = (PENDING, CLAIMED, DECIDED, DISPUTED, AUTO_CODED)
 OPEN_STATUSES = (PENDING, CLAIMED, DISPUTED)
+CLOSED_STATUSES = (DECIDED, AUTO_CODED)
 
 ACCEPT = "accept"
 CORRECT = "correct"
@@ -29,7 +33,10 @@ FINAL_ACTIONS = (ACCEPT, CORRECT, REJECT)
 ORDER_CONFIDENCE = "confidence"
 ORDER_OCCURRENCES = "occurrences"
 ORDER_NEWEST = "newest"
-ORDERS = (ORDER_CONFIDENCE, ORDER_OCCURRENCES, ORDER_NEWEST)
+# Expected value of a decision: uncertainty times the records it would settle (the item's own
+# and those of the similar pending items of its list); see service.review.rescoring.
+ORDER_VALUE = "value"
+ORDERS = (ORDER_CONFIDENCE, ORDER_OCCURRENCES, ORDER_NEWEST, ORDER_VALUE)
 
 SYSTEM_ACTOR = "system"
 
@@ -94,6 +101,7 @@ class Stats:
     remaining: int
     remaining_occurrences: int
     decided: int
+    auto_coded: int
     by_status: dict[str, int]
     pending_by_section: dict[str, int]
     model_agreement: float | None

@@ -79,3 +79,29 @@ def test_upgrade_merges_duplicate_open_items_made_before_the_unique_index(tmp_pa
     assert {(m.status, m.decision) for m in merged} == {("decided", "merged")}
     assert store.history(2)[-1].note == "duplicate open item; merged into 1"
     engine.dispose()
+
+
+def test_upgrade_to_0007_gives_open_items_their_own_value(tmp_path: Path) -> None:
+    # Revision 0007 adds review_items.priority (queue order "value"); items already open get
+    # the part that needs no model, uncertainty x records; closed items none.
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0006_review_created_by")
+        for key, status, conf, occ in [
+            ("a", "pending", 0.25, 8),
+            ("b", "disputed", None, 3),
+            ("c", "decided", 0.5, 2),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO review_items (text, text_key, origin, occurrences, status, "
+                    "suggestions, top_confidence, created_at, reviews_required) VALUES "
+                    "('t', :k, 'api', :n, :s, '[]', :c, CURRENT_TIMESTAMP, 1)"
+                ),
+                {"k": key, "n": occ, "s": status, "c": conf},
+            )
+    init_db(engine)
+    store = ReviewStore(engine)
+    assert [store.get(i).priority for i in (1, 2, 3)] == [6.0, 3.0, None]
+    assert [i.id for i in store.list_items(order="value").items] == [1, 2, 3]
+    engine.dispose()

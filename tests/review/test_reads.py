@@ -60,7 +60,13 @@ def test_list_and_stats_do_not_write(store: ReviewStore, make_request) -> None:
         ids[1]: "claimed",
         ids[2]: "disputed",
     }
-    assert stats.by_status == {"pending": 1, "claimed": 1, "decided": 0, "disputed": 1}
+    assert stats.by_status == {
+        "pending": 1,
+        "claimed": 1,
+        "decided": 0,
+        "disputed": 1,
+        "auto_coded": 0,
+    }
     # The next write records the expiry in the audit trail.
     assert store.claim(ids[0], "bob").claimed_by == "bob"
     assert ("system", "lease_expired") in [(e.actor, e.action) for e in store.history(ids[0])]

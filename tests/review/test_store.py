@@ -305,7 +305,13 @@ def test_stats_counts(store: ReviewStore, make_request) -> None:
     s = store.stats("alice")
     assert s.reviewed_today == 2 and s.reviewed_today_by_you == 1
     assert s.remaining == 1 and s.remaining_occurrences == 1
-    assert s.by_status == {"pending": 0, "claimed": 1, "decided": 2, "disputed": 0}
+    assert s.by_status == {
+        "pending": 0,
+        "claimed": 1,
+        "decided": 2,
+        "disputed": 0,
+        "auto_coded": 0,
+    }
     assert s.pending_by_section == {"02": 1}
     assert s.model_agreement == pytest.approx(0.5) and s.model_agreement_n == 2
     assert s.inter_reviewer.pairs == 0 and s.inter_reviewer.rate is None
@@ -342,7 +348,10 @@ class _FakePredictor:
 
     version = "fake-1"
 
-    def classify(self, texts, top_k=5, min_precision=None):  # type: ignore[no-untyped-def]
+    def decided_index(self) -> None:
+        return None  # no nearest-example component to add decided examples to
+
+    def classify(self, texts, top_k=5, min_precision=None, decided=None):  # type: ignore[no-untyped-def]
         from service.models.predictor import Classification, Suggestion
 
         s = Suggestion("0201", "Assaults and threats", 2, ["02", "0201"], 0.4)

@@ -1,0 +1,62 @@
+"""Re-scoring with the real (tiny) model: a correction moves the near-duplicates of its list.
+
+The texts are statute references the quick model has never seen: it spreads its probability
+thin over them, so they are queued; once a reviewer codes one, its near-duplicates score high
+for that code through the decided example (issue 14 §1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.coding import Coder
+from service.review.rescoring import ValuedQueue, embeddings_of, rescore_after_decision
+from service.review.store import AUTO_CODED, ReviewStore
+from service.taxonomy import load_taxonomy
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "Violation of the Customs Modernization Act, Sec. 3601",
+    "Violation of the Customs Modernization Act, Sec. 3602",
+    "Violation of the Customs Modernization Act, Sec. 3603 (smuggling)",
+    "Theft of a bicycle from a shed",
+]
+CODE = "08051"
+
+
+def test_a_correction_rescores_and_may_auto_code_its_neighbours(
+    store: ReviewStore, tiny_predictor: Any
+) -> None:
+    embed = embeddings_of(tiny_predictor)
+    coder = Coder(tiny_predictor, ValuedQueue(store, store, embed))
+    # min_precision 0.999: all four go to review, whatever the quick model thinks.
+    recs = coder.code(TEXTS, batch="customs", min_precision=0.999)
+    ids = [r.review_id for r in recs]
+    assert all(i is not None for i in ids)
+    a, b, c, bike = (store.get(i) for i in ids)  # type: ignore[arg-type]
+    assert CODE not in {b.top_code, c.top_code, bike.top_code}
+    # Queued with their value: the three statute references settle each other's records.
+    assert a.priority == pytest.approx((1 - (a.top_confidence or 0)) * 3, abs=1e-4)
+    assert bike.priority == pytest.approx(1 - (bike.top_confidence or 0), abs=1e-4)
+
+    store.decide(a.id, "alice", "correct", code=CODE)
+    out = rescore_after_decision(store, coder, a.id, embed=embed)
+    assert out.considered == 3
+
+    tax = load_taxonomy()
+    for item in (store.get(b.id), store.get(c.id)):
+        if item.status == AUTO_CODED:
+            assert item.decided_code in [*tax.path(CODE)]
+            last = store.history(item.id)[-1]
+            assert last.action == "auto_coded" and f"review item(s) {a.id}" in (last.note or "")
+        else:
+            assert item.status == "pending" and item.top_code == CODE
+    assert b.id in out.auto_coded + out.moved and c.id in out.auto_coded + out.moved
+    after = store.get(bike.id)
+    assert after.status == "pending" and after.top_code != CODE
+    # The decided item is the nearest decided example of its neighbours.
+    (near,) = coder.decided_neighbours([TEXTS[2]], k=1)
+    assert [(n.item_id, n.code) for n in near] == [(a.id, CODE)]
