@@ -42,6 +42,7 @@ from service.db import make_engine, session_factory, utcnow
 from service.models.decided import DecidedRow
 from service.models.predictor import load_predictor
 from service.models.registry import Registry
+from service.review.rescoring import ValuedQueue, embeddings_of
 from service.review.store import ReviewStore, init_db
 from service.taxonomy import TAXONOMY_VERSION
 
@@ -119,6 +120,8 @@ def start_services(services: Services) -> None:
     queue: ReviewQueue = services.store
     if engine.dialect.name == "sqlite":
         queue = SerialEnqueue(services.store)
+    # Whatever is queued (API calls, jobs) gets its expected value for the "value" order.
+    queue = ValuedQueue(queue, services.store, embeddings_of(predictor))
     services.coder = Coder(predictor, queue, decided_refresh_s=settings.decided_refresh_s)
     services.loaded_at = utcnow()
     services.startup_seconds = time.perf_counter() - start

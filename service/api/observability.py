@@ -61,6 +61,13 @@ class Metrics:
             ["status", "source"],
             registry=self.registry,
         )
+        self.rescoring = Counter(
+            "iccs_review_rescoring_total",
+            "Re-scoring passes over a list's pending items after a review decision, by "
+            "outcome (ok, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "iccs_model_info",
             "The loaded model: 1 for the version being served.",

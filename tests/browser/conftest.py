@@ -67,6 +67,7 @@ class Site:
     store: ReviewStore
     keys: dict[str, str]
     items: dict[str, int] = field(default_factory=dict)
+    app: Any = None  # the served app: its coder queues records as the API would
 
 
 class LiveServer:
@@ -162,7 +163,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, tiny_registry: Path) -> Itera
         store.decide(i, "bob", "correct", code=first)
         store.decide(i, "carol", "correct", code=second)
     with LiveServer(settings) as server:
-        yield Site(server.url, store, made, items)
+        yield Site(server.url, store, made, items, server.app)
     store.engine.dispose()
 
 

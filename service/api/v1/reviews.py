@@ -7,12 +7,13 @@ is the name of their API key; who may see which decision is the store's rule.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from service.api.deps import Admin, Reviewer, StoreDep
+from service.api.deps import Admin, Reviewer, ServicesDep, StoreDep
 from service.api.v1.responses import error_responses
 from service.api.v1.schemas import (
     AgreementResponse,
@@ -36,19 +37,26 @@ from service.api.v1.schemas import (
     ReviewSuggestion,
     StatsResponse,
 )
+from service.api.v1.schemas.reviews import DecidedNeighbourOut, DecisionResponse, RescoringOut
 from service.auth import MANAGE, Principal
 from service.db import AuditEntry, ReviewDecision, ReviewItem
+from service.errors import NotFound
+from service.review.rescoring import embeddings_for, rescore_after_decision
 from service.review.store import (
+    DECIDED,
     FINAL_ACTIONS,
     ItemFilter,
     ReviewStore,
     Stats,
     Viewer,
     aware,
+    is_blind,
     visible_decisions,
     visible_history,
 )
 from service.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
 
 # Mounted under /v1 by service.main, like every v1 router.
 router = APIRouter(prefix="/reviews", tags=["reviews"])
@@ -138,6 +146,7 @@ def item_response(
         created_at=aware(item.created_at) or item.created_at,
         reviews_required=item.reviews_required,
         reviews_done=done,
+        priority=item.priority,
         decisions=[
             DecisionOut(
                 reviewer=d.reviewer,
@@ -182,6 +191,7 @@ def stats_response(stats: Stats, reviewer: str | None = None) -> StatsResponse:
         remaining=stats.remaining,
         remaining_occurrences=stats.remaining_occurrences,
         decided=stats.decided,
+        auto_coded=stats.auto_coded,
         by_status=stats.by_status,
         pending_by_section=stats.pending_by_section,
         model_agreement=stats.model_agreement,
@@ -194,6 +204,69 @@ def stats_response(stats: Stats, reviewer: str | None = None) -> StatsResponse:
 
 def _full(store: ReviewStore, item: ReviewItem, viewer: Principal) -> ReviewItemResponse:
     return item_response(item, store.decisions(item.id), viewer)
+
+
+def neighbours_of(
+    services: Any, store: ReviewStore, item: ReviewItem, viewer: Principal
+) -> list[DecidedNeighbourOut]:
+    """The decided items nearest ``item``'s text, as ``viewer`` may see them.
+
+    Decided examples come from decision memory, which only settled items write; an example
+    whose item is not settled, or that ``viewer`` may not see yet (blind double review), is
+    left out all the same, so a rule change upstream cannot leak a code.
+    """
+    coder = services.coder
+    if coder is None or not item.text:
+        return []
+    try:
+        found = coder.decided_neighbours([item.text], k=3)[0]
+    except Exception:  # noqa: BLE001 - the item must show even when the model cannot answer
+        log.warning("decided neighbours of review item %s failed", item.id, exc_info=True)
+        return []
+    shown = []
+    who = viewer_of(viewer)
+    for n in found:
+        if n.item_id == item.id:
+            continue
+        try:
+            other = store.get(n.item_id)
+        except NotFound:
+            continue
+        if other.status != DECIDED or is_blind(other, who):
+            continue
+        shown.append(
+            DecidedNeighbourOut(
+                item_id=n.item_id, text=n.text, code=n.code, similarity=n.similarity
+            )
+        )
+    return shown
+
+
+def rescore_list(services: Any, store: ReviewStore, item: ReviewItem) -> RescoringOut | None:
+    """Re-score the similar pending items of a settled item's list (see
+    :mod:`service.review.rescoring`); a failure is logged and counted, never raised: the
+    decision is recorded already."""
+    coder = services.coder
+    if coder is None or item.status != DECIDED:
+        return None
+    try:
+        out = rescore_after_decision(store, coder, item.id, embed=embeddings_for(coder))
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.warning(
+            "re-scoring after the decision on review item %s failed", item.id, exc_info=True
+        )
+        services.metrics.rescoring.labels("failed").inc()
+        return RescoringOut(considered=0, auto_coded=[], moved=[], failed=True)
+    services.metrics.rescoring.labels("ok").inc()
+    log.info(
+        "re-scored %d items after review item %s: %d auto-coded, %d moved, %.3fs",
+        out.considered,
+        item.id,
+        len(out.auto_coded),
+        len(out.moved),
+        out.seconds,
+    )
+    return RescoringOut(considered=out.considered, auto_coded=out.auto_coded, moved=out.moved)
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -214,12 +287,14 @@ def list_reviews(
     created_from: Annotated[date | None, Query(description="Queued on or after (UTC).")] = None,
     created_to: Annotated[date | None, Query(description="Queued on or before (UTC).")] = None,
     order: Annotated[
-        ReviewOrderName, Query(description="confidence or occurrences.")
+        ReviewOrderName,
+        Query(description="confidence, occurrences, newest or value (expected value first)."),
     ] = "confidence",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> ReviewListResponse:
-    """Items filtered and ordered: lowest confidence first, or the most frequent texts first."""
+    """Items filtered and ordered: lowest confidence first, the most frequent texts first, the
+    newest first, or the highest expected value of a decision first."""
     flt = ItemFilter(
         status=status,
         section=section,
@@ -303,9 +378,14 @@ def list_memory(
 
 
 @router.get("/{item_id}", summary="One review item", responses=_errors(404, 422))
-def get_review(item_id: ItemId, store: StoreDep, principal: Reviewer) -> ReviewItemResponse:
-    """The item with its suggestions (titles and paths) and decisions."""
-    return _full(store, store.get(item_id), principal)
+def get_review(
+    item_id: ItemId, store: StoreDep, principal: Reviewer, services: ServicesDep
+) -> ReviewItemResponse:
+    """The item with its suggestions (titles and paths), decisions and decided neighbours."""
+    item = store.get(item_id)
+    out = _full(store, item, principal)
+    out.neighbours = neighbours_of(services, store, item, principal)
+    return out
 
 
 @router.post(
@@ -330,13 +410,25 @@ def release_review(item_id: ItemId, store: StoreDep, principal: Reviewer) -> Rev
     "/{item_id}/decision", summary="Decide an item", responses=_errors(404, 422, conflict=True)
 )
 def decide_review(
-    item_id: ItemId, body: DecisionRequest, store: StoreDep, principal: Reviewer
-) -> ReviewItemResponse:
-    """Accept a suggestion, correct to any ICCS code, reject as not an offence, or skip."""
+    item_id: ItemId,
+    body: DecisionRequest,
+    store: StoreDep,
+    principal: Reviewer,
+    services: ServicesDep,
+) -> DecisionResponse:
+    """Accept a suggestion, correct to any ICCS code, reject as not an offence, or skip.
+
+    A decision that settles the item re-scores the similar pending items of its list (its
+    batch, else its origin) at once: one the model now codes on its own at the service's
+    precision leaves the queue as auto_coded (its audit names the decisions relied on); the
+    others get the new suggestions. ``rescoring`` says what moved.
+    """
     item = store.decide(
         item_id, principal.name, body.action, body.code, body.note, by_admin=principal.can(MANAGE)
     )
-    return _full(store, item, principal)
+    rescoring = rescore_list(services, store, item)
+    out = _full(store, item, principal)
+    return DecisionResponse(**out.model_dump(), rescoring=rescoring)
 
 
 @router.get("/{item_id}/history", summary="Audit trail of an item", responses=_errors(404, 422))

@@ -130,10 +130,12 @@
         tr.appendChild(el("td", { "class": "num" }, pct(it.top_confidence)));
         tr.appendChild(el("td", { "class": "num" }, it.occurrences));
         tr.appendChild(el("td", {}, it.status));
+        tr.appendChild(el("td", { "class": "num" },
+          it.priority === null || it.priority === undefined ? "–" : it.priority.toFixed(1)));
         body.appendChild(tr);
       });
       if (!page.items.length) {
-        var tr = el("tr"); var td = el("td", { colspan: "6" }, "No items match these filters.");
+        var tr = el("tr"); var td = el("td", { colspan: "7" }, "No items match these filters.");
         tr.appendChild(td); body.appendChild(tr);
       }
       var last = Math.min(page.offset + page.items.length, page.total);
@@ -210,6 +212,10 @@
 
   function decisionText(it) {
     if (it.decision === "reject") { return "rejected: not an offence"; }
+    if (it.status === "auto_coded") {
+      return "coded " + it.decided_code + " " + (it.decided_label || "") +
+        " by the model after a decision on a similar item";
+    }
     return (it.decision === "accept" ? "accepted " : "corrected to ") + it.decided_code + " " +
       (it.decided_label || "");
   }
@@ -219,6 +225,7 @@
     $("#item-text").textContent = it.text;
     var status = it.status;
     if (it.status === "decided") { status += " (" + decisionText(it) + " by " + it.decided_by + ")"; }
+    if (it.status === "auto_coded") { status += " (" + decisionText(it) + ")"; }
     if (it.reviews_required > 1 && it.status !== "decided") {
       status += " · double review: " + it.reviews_done + " of " + it.reviews_required;
     }
@@ -229,7 +236,7 @@
     $("#item-lease").textContent = it.claimed_by ?
       it.claimed_by + " until " + when(it.claim_expires_at) : "free";
     var mine = it.decisions.some(function (d) { return d.reviewer === me() && d.action !== "skip"; });
-    canAct = it.status !== "decided" && !mine &&
+    canAct = it.status !== "decided" && it.status !== "auto_coded" && !mine &&
       (it.status !== "claimed" || it.claimed_by === me());
     var list = $("#suggestions");
     list.textContent = "";
@@ -256,6 +263,61 @@
     $("#skip").disabled = !canAct;
     Array.prototype.forEach.call(document.querySelectorAll("#search-results button"),
       function (b) { b.disabled = !canAct; });
+  }
+
+  function renderNeighbours(list) {
+    var ul = $("#neighbours");
+    ul.textContent = "";
+    (list || []).forEach(function (n) {
+      var li = el("li");
+      li.appendChild(el("a", { href: "/review/items/" + n.item_id }, "#" + n.item_id));
+      li.appendChild(document.createTextNode(" " + n.text + " → "));
+      li.appendChild(el("strong", {}, n.code));
+      li.appendChild(el("span", { "class": "muted" }, " (similarity " + n.similarity.toFixed(2) + ")"));
+      ul.appendChild(li);
+    });
+    if (!ul.children.length) { ul.appendChild(el("li", { "class": "muted" }, "None decided yet.")); }
+  }
+
+  // The pending items of the item's list: reloaded after every decision, because a decision
+  // re-scores them on the server (some leave the queue, others get new suggestions).
+  function loadListItems() {
+    var params = new URLSearchParams({ status: "pending", order: "value", limit: "10" });
+    if (item.batch) { params.set("batch", item.batch); } else { params.set("origin", item.origin); }
+    return api("GET", "/v1/reviews?" + params.toString()).then(function (page) {
+      var body = $("#list-items tbody");
+      body.textContent = "";
+      page.items.forEach(function (it) {
+        if (it.id === item.id) { return; }
+        var tr = el("tr", { "data-item-id": String(it.id) });
+        var first = el("td");
+        first.appendChild(el("a", { href: "/review/items/" + it.id }, "#" + it.id));
+        tr.appendChild(first);
+        tr.appendChild(el("td", {}, it.text));
+        var top = it.suggestions[0];
+        tr.appendChild(el("td", { "class": "top-code" }, top ? top.code + " " + top.label : "none"));
+        tr.appendChild(el("td", { "class": "num" }, pct(it.top_confidence)));
+        tr.appendChild(el("td", { "class": "num" }, it.occurrences));
+        body.appendChild(tr);
+      });
+      if (!body.children.length) {
+        var tr = el("tr"); tr.appendChild(el("td", { colspan: "5" }, "No other pending items."));
+        body.appendChild(tr);
+      }
+      var others = page.total - (page.items.some(function (i) { return i.id === item.id; }) ? 1 : 0);
+      $("#list-total").textContent = "(" + others + ")";
+    });
+  }
+
+  function rescoredText(r) {
+    if (!r) { return ""; }
+    if (r.failed) { return " Similar items could not be re-scored this time."; }
+    if (!r.considered) { return ""; }
+    var out = " " + r.considered + " similar pending " + (r.considered === 1 ? "item" : "items") +
+      " re-scored";
+    if (r.auto_coded.length) { out += ", " + r.auto_coded.length + " now coded by the model"; }
+    if (r.moved.length) { out += ", " + r.moved.length + " with a new top suggestion"; }
+    return out + ".";
   }
 
   function loadHistory() {
@@ -289,9 +351,9 @@
       if (it.status === "pending" && action !== "skip") {
         done += " A second reviewer will review it too.";
       }
-      say(done + " Press n for the next item.");
+      say(done + rescoredText(it.rescoring) + " Press n for the next item.");
       $("#next-item").focus();
-      return loadHistory();
+      return Promise.all([loadHistory(), loadListItems()]);
     }).catch(fail);
   }
 
@@ -323,6 +385,7 @@
   function openItem(id) {
     return api("GET", "/v1/reviews/" + id).then(function (it) {
       renderItem(it);
+      renderNeighbours(it.neighbours);
       if (it.status === "claimed" && it.claimed_by === me() && canAct) {
         say("Claimed for you until " + when(it.claim_expires_at) + " UTC.");
       } else if (canAct) {
@@ -332,7 +395,7 @@
         fail(new Error("Claimed by " + it.claimed_by + "; you can read it but not decide it."));
       }
       return null;
-    }).then(loadHistory);
+    }).then(function () { return Promise.all([loadHistory(), loadListItems()]); });
   }
 
   function initItem() {

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.v1.schemas.common import ItemId
 from service.api.v1.schemas.taxonomy import CategoryRef
 
-ReviewStatusName = Literal["pending", "claimed", "decided", "disputed"]
-ReviewOrderName = Literal["confidence", "occurrences", "newest"]
+ReviewStatusName = Literal["pending", "claimed", "decided", "disputed", "auto_coded"]
+ReviewOrderName = Literal["confidence", "occurrences", "newest", "value"]
 
 
 class ReviewSuggestion(BaseModel):
@@ -23,6 +23,18 @@ class ReviewSuggestion(BaseModel):
     path: list[CategoryRef] = Field(description="From the section down to the code, with titles.")
     confidence: float | None = Field(
         description="Calibrated probability that the code is right.", examples=[0.62]
+    )
+
+
+class DecidedNeighbourOut(BaseModel):
+    """An already-decided item near this one: a decision that drives its suggestion."""
+
+    item_id: int = Field(description="The decided review item.", examples=[17])
+    text: str = Field(description="Its text.", examples=["ASSAULT W/ DEADLY WEAPON"])
+    code: str = Field(description="The code reviewers gave it.", examples=["020111"])
+    similarity: float = Field(
+        description="Cosine similarity of the two texts in the model's nearest-example space.",
+        examples=[0.87],
     )
 
 
@@ -45,7 +57,10 @@ class ReviewItemResponse(BaseModel):
     origin: str = Field(description="api, bulk or job.", examples=["api"])
     batch: str | None = Field(description="Batch or job the item came from.")
     occurrences: int = Field(description="Records with this text waiting in the batch.")
-    status: str = Field(description="pending, claimed, decided or disputed.")
+    status: str = Field(
+        description="pending, claimed, decided, disputed, or auto_coded (the model coded it "
+        "on its own after a reviewer decided a similar item of its list)."
+    )
     suggestions: list[ReviewSuggestion] = Field(description="The model's top suggestions.")
     top_code: str | None = Field(description="The model's first suggestion.")
     top_confidence: float | None = Field(description="Its calibrated confidence.")
@@ -53,10 +68,14 @@ class ReviewItemResponse(BaseModel):
     model_version: str | None = Field(description="Model that made the suggestions.")
     claimed_by: str | None = Field(description="Reviewer holding the lease.")
     claim_expires_at: datetime | None = Field(description="When the lease runs out (UTC).")
-    decision: str | None = Field(description="Final action: accept, correct or reject.")
+    decision: str | None = Field(
+        description="Final action: accept, correct or reject (auto_coded: the model's code)."
+    )
     decided_code: str | None = Field(description="Final code (not_an_offence for reject).")
     decided_label: str | None = Field(description="ICCS title of the final code.")
-    decided_by: str | None = Field(description="Reviewer of the final decision.")
+    decided_by: str | None = Field(
+        description="Reviewer of the final decision ('system' for auto_coded)."
+    )
     decided_at: datetime | None = Field(description="When it was decided (UTC).")
     note: str | None = Field(description="Note of the final decision.")
     created_at: datetime = Field(description="When the item was queued (UTC).")
@@ -65,6 +84,42 @@ class ReviewItemResponse(BaseModel):
     decisions: list[DecisionOut] = Field(
         description="Decisions so far (empty in listings); other reviewers' decisions are "
         "hidden while a double-reviewed item is open, so each reviewer decides independently."
+    )
+    priority: float | None = Field(
+        None,
+        description="Expected value of deciding it (queue order 'value'): uncertainty "
+        "(1 - top_confidence) times the records the decision would settle, its own and those "
+        "of the similar pending items of its list.",
+        examples=[412.5],
+    )
+    neighbours: list[DecidedNeighbourOut] = Field(
+        default_factory=list,
+        description="The (up to 3) already-decided items nearest this text, which drive its "
+        "suggestion through the nearest examples (GET of one item only; empty in listings and "
+        "without a loaded model). Items still under blind double review are never shown.",
+    )
+
+
+class RescoringOut(BaseModel):
+    """What the decision did to the similar pending items of the item's list."""
+
+    considered: int = Field(description="Pending items of the list the model looked at again.")
+    auto_coded: list[int] = Field(
+        description="Items the model now codes on its own: they left the queue (auto_coded)."
+    )
+    moved: list[int] = Field(description="Items whose top suggestion changed.")
+    failed: bool = Field(
+        False, description="Re-scoring failed (logged); the decision itself is recorded."
+    )
+
+
+class DecisionResponse(ReviewItemResponse):
+    """The decided item, and what re-scoring its list did."""
+
+    rescoring: RescoringOut | None = Field(
+        None,
+        description="Set when the decision settled the item and a model is loaded: pending "
+        "items of the same list (batch, else origin) are re-scored with the new decision.",
     )
 
 
@@ -87,7 +142,9 @@ class ClaimNextRequest(BaseModel):
     min_confidence: float | None = Field(None, ge=0, le=1, description="Lowest confidence.")
     max_confidence: float | None = Field(None, ge=0, le=1, description="Highest confidence.")
     order: ReviewOrderName = Field(
-        "confidence", description="confidence (lowest first) or occurrences (most first)."
+        "confidence",
+        description="confidence (lowest first), occurrences (most first), newest, or value "
+        "(expected value of a decision, highest first).",
     )
 
 
@@ -162,6 +219,9 @@ class StatsResponse(BaseModel):
     remaining: int = Field(description="Items not yet decided.")
     remaining_occurrences: int = Field(description="Records those items stand for.")
     decided: int = Field(description="Items decided.")
+    auto_coded: int = Field(
+        0, description="Items the model coded after a reviewer decided a similar item."
+    )
     by_status: dict[str, int] = Field(description="Items per status.")
     pending_by_section: dict[str, int] = Field(description="Open items per suggested section.")
     model_agreement: float | None = Field(
