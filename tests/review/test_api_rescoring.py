@@ -90,7 +90,8 @@ def test_a_correction_moves_similar_pending_items_at_once(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "decided"
-    assert body["rescoring"] == {"considered": 3, "auto_coded": [b], "moved": [c], "failed": False}
+    # "a burglary" shares no word with the decided text: not re-scored at all
+    assert body["rescoring"] == {"considered": 2, "auto_coded": [b], "moved": [c], "failed": False}
     # The queue the page reloads shows it at once.
     pending = api.client.get(
         "/v1/reviews", params={"status": "pending", "batch": "list"}, headers=api.h("bob")
@@ -138,7 +139,12 @@ def test_a_failed_rescoring_never_fails_the_decision(
     coded: tuple[Any, ApiCoder], make_request: Any
 ) -> None:
     api, coder = coded
-    a, b = api.store.enqueue([make_request("f1", batch="l"), make_request("f2", batch="l")])
+    a, b = api.store.enqueue(
+        [
+            make_request("forged cheque one", batch="l"),
+            make_request("forged cheque two", batch="l"),
+        ]
+    )
     coder.fail = True
     r = api.client.post(
         f"/v1/reviews/{a}/decision", json={"action": "accept"}, headers=api.h("alice")

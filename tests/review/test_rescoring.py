@@ -288,7 +288,7 @@ def test_rescoring_refreshes_the_lists_values(store: ReviewStore, make_request: 
             make_request("r", batch="l", top=0.5, occurrences=5),
         ]
     )
-    embed = _embed_by_table({"p": [1, 0], "q": [0, 1], "r": [0, 1]})
+    embed = _embed_by_table({"p": [1, 0], "q": [1, 0.3], "r": [0.9, 0.5]})
     store.decide(a, "alice", "accept")
     rescore_after_decision(store, FakeCoder({"q": review("0501", 0.8)}), a, embed=embed)
     assert store.get(b).priority == pytest.approx(0.2 * 8)
@@ -330,3 +330,14 @@ def test_enqueue_through_the_valued_queue_sets_values_around_new_items(
     # A failed refresh never fails the enqueue: the item keeps the value it was queued with.
     (c,) = ValuedQueue(store, store, broken).enqueue([make_request("c", batch="l", top=0.5)])
     assert store.get(c).status == "pending" and store.get(c).priority == pytest.approx(0.5)
+
+
+def test_items_far_from_the_decided_text_are_not_rescored(
+    store: ReviewStore, make_request: Any
+) -> None:
+    a, near, far = store.enqueue([make_request(t, batch="l") for t in ("d", "near", "far")])
+    table = {"d": [1, 0], "near": [1, 0.5], "far": [0.3, 1]}  # cosines 0.89 and 0.29
+    coder = FakeCoder()
+    store.decide(a, "alice", "accept")
+    out = rescore_after_decision(store, coder, a, embed=_embed_by_table(table))
+    assert coder.asked == [["near"]] and out.considered == 1
