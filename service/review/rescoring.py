@@ -297,6 +297,11 @@ class TextEmbeddings:
             return np.zeros((0, 0), dtype=np.float32)
         return np.vstack([found[t] for t in texts])
 
+    def missing(self, texts: Sequence[str]) -> int:
+        """How many distinct texts are not cached (would be encoded)."""
+        with self._lock:
+            return sum(1 for t in set(texts) if t not in self._cache)
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         normalise = self.predictor.normalizer
         emb = np.asarray(
@@ -348,18 +353,29 @@ def _same(stored: float | None, value: float) -> bool:
 
 
 def refresh_values(
-    store: Rescoring, embed: Embed, key: ListKey, around: Collection[int] | None = None
+    store: Rescoring,
+    embed: Embed,
+    key: ListKey,
+    around: Collection[int] | None = None,
+    max_cold: int | None = None,
 ) -> int:
     """Recompute the expected values of a list's open items; how many changed.
 
     With ``around`` (items just queued or grown) only those and the items similar to them
     can change, so only their values are computed: an enqueue costs one row of similarities
-    per new item, not the whole list's matrix.
+    per new item, not the whole list's matrix. With ``max_cold``, a list whose texts the
+    cached embedder would have to encode more of than that is left for later (after a
+    restart, the first decision on the list refreshes it whole).
     """
     items = store.open_items_of(key)
     if not items:
         return 0
-    emb = embed([i.text for i in items])
+    texts = [i.text for i in items]
+    if max_cold is not None and isinstance(embed, TextEmbeddings):
+        if embed.missing(texts) > max_cold:
+            log.info("review values of a list left for its next decision (embeddings cold)")
+            return 0
+    emb = embed(texts)
     rows = None
     if around is not None:
         wanted = np.asarray([i.id in around for i in items])
@@ -437,17 +453,24 @@ class ValuedQueue:
     own records): it never fails the call that queued the records.
     """
 
-    def __init__(self, queue: ReviewQueue, store: Rescoring, embed: Embed) -> None:
+    def __init__(
+        self, queue: ReviewQueue, store: Rescoring, embed: Embed, max_cold: int = 256
+    ) -> None:
         self.queue = queue
         self.store = store
         self.embed = embed
+        # A classify call waits for its enqueue: it encodes at most this many texts of the
+        # list that the cache lacks (after a restart), else the list's next decision
+        # refreshes it. A run (job, bulk file: ``source`` set) refreshes whatever it costs.
+        self.max_cold = max_cold
 
     def enqueue(self, items: Sequence[ReviewRequest], source: str | None = None) -> list[int]:
         """Enqueue, then refresh the values around the queued items in each of their lists."""
         ids = self.queue.enqueue(items, source=source)
+        cold = None if source is not None else self.max_cold
         try:
             for key in self.store.lists_of(ids):
-                refresh_values(self.store, self.embed, key, around=set(ids))
+                refresh_values(self.store, self.embed, key, around=set(ids), max_cold=cold)
         except Exception:  # noqa: BLE001 - the records are queued; the order can wait
             log.warning("refreshing review values after enqueue failed", exc_info=True)
         return ids

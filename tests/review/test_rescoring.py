@@ -22,6 +22,7 @@ from service.review.rescoring import (
     SIMILAR,
     ListKey,
     OpenItem,
+    TextEmbeddings,
     ValuedQueue,
     expected_values,
     refresh_values,
@@ -341,3 +342,44 @@ def test_items_far_from_the_decided_text_are_not_rescored(
     store.decide(a, "alice", "accept")
     out = rescore_after_decision(store, coder, a, embed=_embed_by_table(table))
     assert coder.asked == [["near"]] and out.considered == 1
+
+
+class _CountingPredictor:
+    """Encoder stand-in for TextEmbeddings: counts the texts it encodes."""
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+        self.encoded: list[str] = []
+        self.normalizer = str
+        self.encoder = self
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.encoded += texts
+        return np.array([self.table[t] for t in texts], dtype=np.float32) * 3.0  # not unit
+
+
+def test_text_embeddings_are_unit_rows_cached_and_bounded() -> None:
+    pred = _CountingPredictor({"a": [1, 0], "b": [0, 2], "c": [1, 1]})
+    embed = TextEmbeddings(pred, size=2)
+    first = embed(["a", "b", "a"])
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0) and np.allclose(first[0], first[2])
+    assert sorted(pred.encoded) == ["a", "b"] and embed.missing(["a", "b", "c"]) == 1
+    embed(["b"])
+    assert pred.encoded.count("b") == 1  # from the cache
+    embed(["c"])  # evicts the least recently added
+    assert embed.missing(["a", "b", "c"]) == 1
+    assert embed([]).shape[0] == 0
+
+
+def test_a_classify_call_does_not_encode_a_cold_list(store: ReviewStore, make_request: Any) -> None:
+    table = {f"t{i}": [1, 0.01 * i] for i in range(5)}
+    store.enqueue([make_request(f"t{i}", batch="l", top=0.5) for i in range(4)])
+    pred = _CountingPredictor(table)
+    queue = ValuedQueue(store, store, TextEmbeddings(pred), max_cold=2)
+    (new,) = queue.enqueue([make_request("t4", batch="l", top=0.5)])
+    # Four texts of the list were never encoded (a restart): the call leaves the list alone.
+    assert pred.encoded == [] and store.get(new).priority == pytest.approx(0.5)
+    # A run (a job's end-of-run enqueue) refreshes whatever it costs.
+    queue.enqueue([make_request("t4", batch="l", top=0.5)], source="job-1")
+    assert sorted(pred.encoded) == [f"t{i}" for i in range(5)]
+    assert store.get(new).priority == pytest.approx(0.5 * 6)  # 2 records + the 4 others
