@@ -231,7 +231,7 @@ def _classify_local(
 
     predictor = load_predictor(settings.registry_dir, version, int8=settings.use_int8)
     store = open_review_store(settings, required=options.to_review)
-    coder = Coder(predictor, store)
+    coder = Coder(predictor, store, decided_refresh_s=settings.decided_refresh_s)
     # A bar only for a person watching; logs and pipes stay quiet.
     progress = _Progress() if sys.stderr.isatty() else None
     try:

@@ -51,7 +51,7 @@ def build_worker(
     )
     runner = JobRunner(
         settings,
-        Coder(predictor, store),
+        Coder(predictor, store, decided_refresh_s=settings.decided_refresh_s),
         session_factory(engine),
         poll_seconds=poll_seconds,
         chunk_rows=chunk_rows,

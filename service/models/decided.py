@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -59,6 +59,22 @@ class DecidedSnapshot:
     keys: list[str]
     texts: list[str]
     codes: list[str]
+    _order: np.ndarray = field(init=False, repr=False)
+    _starts: np.ndarray = field(init=False, repr=False)
+    _present: np.ndarray = field(init=False, repr=False)
+    _position: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Examples that add a bonus, sorted by class, so one reduceat takes each class's
+        # maximum (as NearestExamples does for the training examples).
+        counting = np.flatnonzero(self.columns >= 0)
+        order = counting[np.argsort(self.columns[counting], kind="stable")]
+        cols = self.columns[order]
+        starts = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]]) if len(cols) else cols
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_starts", starts)
+        object.__setattr__(self, "_present", cols[starts] if len(cols) else cols)
+        object.__setattr__(self, "_position", {k: i for i, k in enumerate(self.keys)})
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -71,7 +87,7 @@ class DecidedSnapshot:
         if len(self) == 0 or len(queries) == 0:
             return np.full((len(queries), len(self)), -np.inf)
         sims = np.asarray(queries @ self.embeddings.T, dtype=np.float64)
-        where = {k: i for i, k in enumerate(self.keys)}
+        where = self._position
         for row, key in enumerate(query_keys):
             col = where.get(key)
             if col is not None:
@@ -82,9 +98,8 @@ class DecidedSnapshot:
         """``(rows, n_classes)``: best similarity per class among decided examples, -inf where
         no decided example of the class counts."""
         out = np.full((sims.shape[0], n_classes), -np.inf)
-        for e in np.flatnonzero(self.columns >= 0):
-            c = self.columns[e]
-            out[:, c] = np.maximum(out[:, c], sims[:, e])
+        if len(self._order) and sims.shape[0]:
+            out[:, self._present] = np.maximum.reduceat(sims[:, self._order], self._starts, axis=1)
         return out
 
     def relied_on(
