@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from service.coding import ReviewQueue, ReviewRequest, suggestion_dict
 from service.db import ReviewItem, utcnow
+from service.labels import NOT_AN_OFFENCE
 from service.models.decided import DecidedRow
 from service.models.policy import AUTO
 from service.models.predictor import Classification
@@ -425,7 +426,9 @@ def rescore_after_decision(
     item = store.get(item_id)
     if item.status != DECIDED:
         return RescoreOutcome()
-    candidates = store.rescore_candidates(item_id)
+    # "Not an offence" teaches the nearest examples nothing: no model pass, values only.
+    teaches = item.decided_code not in (None, NOT_AN_OFFENCE)
+    candidates = store.rescore_candidates(item_id) if teaches else []
     if embed is not None and candidates:
         emb = embed([item.text] + [c.text for c in candidates])
         sims = emb[1:] @ emb[0]

@@ -383,3 +383,19 @@ def test_a_classify_call_does_not_encode_a_cold_list(store: ReviewStore, make_re
     queue.enqueue([make_request("t4", batch="l", top=0.5)], source="job-1")
     assert sorted(pred.encoded) == [f"t{i}" for i in range(5)]
     assert store.get(new).priority == pytest.approx(0.5 * 6)  # 2 records + the 4 others
+
+
+def test_a_rejection_rescores_nothing_but_refreshes_values(
+    store: ReviewStore, make_request: Any
+) -> None:
+    a, b = store.enqueue(
+        [make_request("r1", batch="l", top=0.5), make_request("r2", batch="l", top=0.5)]
+    )
+    embed = _embed_by_table({"r1": [1, 0], "r2": [1, 0.1]})
+    refresh_values(store, embed, ListKey("l", None))
+    assert store.get(b).priority == pytest.approx(1.0)  # its record and r1's
+    coder = FakeCoder()
+    store.decide(a, "alice", "reject")
+    out = rescore_after_decision(store, coder, a, embed=embed)
+    assert coder.asked == [] and out.considered == 0
+    assert store.get(b).priority == pytest.approx(0.5)  # r1 is settled: no longer counted
