@@ -56,7 +56,7 @@ class ApiCoder(FakeCoder):
         return super().rescore(texts, min_precision)
 
     def decided_neighbours(self, texts: list[str], k: int = 3) -> list[list[DecidedNeighbour]]:
-        return [self.neighbours[:k] for _ in texts]
+        return [self.neighbours[: k + 1] for _ in texts]  # one more, to show the cut
 
 
 @pytest.fixture
@@ -229,6 +229,7 @@ def test_neighbours_shown_but_never_an_undecided_or_blind_one(
         DecidedNeighbour(open_double, "assault with a glass", "0201", 0.93),
         DecidedNeighbour(done, "assault with a bottle", "020111", 0.91),
         DecidedNeighbour(decided_double, "assault with a chair", "0201", 0.9),
+        DecidedNeighbour(decided_double, "assault with a chair", "0201", 0.1),  # too far
     ]
     r = api.client.get(f"/v1/reviews/{item}", headers=api.h("alice"))
     assert r.status_code == 200
