@@ -25,6 +25,7 @@ from service.errors import FileFormatError
 from service.labels import NOT_AN_OFFENCE, LabelledRow
 from service.models.embedder import OnnxEncoder
 from service.models.multilingual import JoinedEncoder, MultilingualEncoder
+from service.models.neighbours import NearestExamples
 from service.models.policy import REJECTED
 from service.models.predictor import entry_normalizer, load_predictor
 from service.models.registry import Registry
@@ -38,6 +39,7 @@ from training.head import (
     NA,
     calibrate,
     calibration_rows,
+    fit_head,
     fold_assignment,
     out_of_fold_logits,
     top_codes,
@@ -54,9 +56,12 @@ from training.pipeline import training_rows
 from training.policy_sim import cross_fitted_decisions
 from training.report import language_table
 from training.review_sim import (
+    ScoreParts,
+    gold_index,
     plot_review_curves,
     review_simulation_table,
     simulate_held_out_lists,
+    unit_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -226,6 +231,63 @@ def _ablations(
     return variants
 
 
+def index_space(index: NearestExamples, x: np.ndarray) -> np.ndarray:
+    """Unit rows of ``x`` in a nearest-example index's space (its principal directions, if
+    any): what :meth:`NearestExamples.scores` compares, so a dot product of two such rows is
+    the similarity a decided example would add for its class."""
+    x = np.asarray(x, dtype=np.float32)
+    if index.basis is not None and index.mean is not None:
+        x = (x - index.mean.astype(np.float32)) @ index.basis
+    return unit_rows(x).astype(np.float32)
+
+
+def recipe_oof_parts(
+    texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray, cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ScoreParts]:
+    """:func:`recipe_oof` (the same per-fold heads, logits and temperature), and each held-out
+    row's scorer pieces: head logits, training-neighbour similarities, index-space embedding
+    (row for row with the probabilities)."""
+    classes = np.array(sorted(set(labels)), dtype=object)
+    col = {c: i for i, c in enumerate(classes)}
+    held = np.flatnonzero(folds != "")
+    at = np.full(len(texts), -1, dtype=np.intp)
+    at[held] = np.arange(len(held))
+    oof = np.full((len(texts), len(classes)), -np.inf)
+    head = np.full((len(held), len(classes)), -np.inf)
+    near = np.zeros((len(held), len(classes)))
+    space: np.ndarray | None = None
+    for fold in sorted(set(folds) - {""}):
+        test, train = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
+        scorer = fit_head([texts[i] for i in train], emb[train], labels[train], cfg)
+        test_texts = [texts[i] for i in test]
+        # Scorer.logits, taken apart: the head, then the nearest-example bonus.
+        logits = scorer.head.logits(scorer.features.transform(test_texts, emb[test]))
+        cols = np.array([col[c] for c in scorer.head.classes_], dtype=np.intp)
+        head[np.ix_(at[test], cols)] = logits
+        if scorer.neighbours is not None and scorer.neighbour_weight:
+            bonus = scorer.neighbours.scores(emb[test])
+            logits = logits + scorer.neighbour_weight * bonus
+            near[np.ix_(at[test], cols)] = bonus
+            projected = index_space(scorer.neighbours, emb[test])
+        else:
+            projected = unit_rows(emb[test]).astype(np.float32)
+        if space is None:
+            space = np.zeros((len(held), projected.shape[1]), dtype=np.float32)
+        space[at[test], : projected.shape[1]] = projected
+        oof[np.ix_(test, cols)] = logits
+        log.info("out-of-fold %s: %d rows, trained on %d", fold, len(test), len(train))
+    cal = calibrate(oof, classes, labels, calibration_rows(folds), cfg)
+    temperature = float(cal["temperature"])
+    parts = ScoreParts(
+        head,
+        near,
+        np.zeros((len(held), 0), np.float32) if space is None else space,
+        float(cfg.neighbour_weight),
+        temperature,
+    )
+    return softmax(oof[held] / temperature, axis=1), classes, held, parts
+
+
 @dataclass
 class HeldOut:
     """A registered model's recipe scored out of fold on the corpus it was trained on."""
@@ -245,15 +307,30 @@ class HeldOut:
     proba_all: np.ndarray  # one row per index of idx_all
     classes: np.ndarray
     idx_all: np.ndarray
+    parts_all: ScoreParts  # the fold scorers' pieces, one row per index of idx_all
 
     def national(self) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, corpus row indices) of the national lists' held-out rows."""
         keep = self.folds[self.idx_all] != ""
         return self.proba_all[keep], self.idx_all[keep]
 
+    def national_parts(self) -> ScoreParts:
+        """The scorer's pieces of the national lists' held-out rows (as :meth:`national`)."""
+        return self.parts_all.subset(np.flatnonzero(self.folds[self.idx_all] != ""))
 
-def held_out_predictions(settings: Settings, version: str | None, grouped: bool = False) -> HeldOut:
-    """Embed the corpus with the entry's encoder and score every fold out of fold."""
+    def gold_columns(self, idx: np.ndarray) -> np.ndarray:
+        """Column of each row's gold label among ``classes`` (-1: not a model class)."""
+        return gold_index(self.labels[idx], self.classes)
+
+
+def held_out_predictions(
+    settings: Settings, version: str | None, grouped: bool = False, national_only: bool = False
+) -> HeldOut:
+    """Embed the corpus with the entry's encoder and score every fold out of fold.
+
+    ``national_only``: only the national lists' folds are scored (the hand-written folds'
+    rows then train every head, as they do the national folds' heads anyway).
+    """
     registry = Registry(settings.registry_dir)
     version = registry.resolve(version)
     entry = registry.path(version)
@@ -264,13 +341,15 @@ def held_out_predictions(settings: Settings, version: str | None, grouped: bool 
     groups = np.array([r.split_group for r in rows], dtype=object)
     labels = np.array([r.iccs_code for r in rows], dtype=object)
     all_folds = fold_assignment(groups, labels, cfg)
+    if national_only:
+        all_folds = calibration_rows(all_folds)
     norm = entry_normalizer(entry, expand=True)
     texts = [norm(r.text) for r in rows]
     encoder: OnnxEncoder | JoinedEncoder = OnnxEncoder(entry / "encoder", int8=False)
     if cfg.multilingual_encoder:
         encoder = JoinedEncoder(encoder, MultilingualEncoder(), cfg.multilingual_weight)
     emb = encoder.encode(texts)
-    proba_all, classes, idx_all = recipe_oof(texts, emb, labels, all_folds, cfg)
+    proba_all, classes, idx_all, parts_all = recipe_oof_parts(texts, emb, labels, all_folds, cfg)
     return HeldOut(
         version=version,
         entry=entry,
@@ -287,6 +366,7 @@ def held_out_predictions(settings: Settings, version: str | None, grouped: bool 
         proba_all=proba_all,
         classes=classes,
         idx_all=idx_all,
+        parts_all=parts_all,
     )
 
 
@@ -449,10 +529,10 @@ def review_simulation_evaluation(
 ) -> dict[str, Any]:
     """``iccs evaluate --simulate-review``: each national list coded whole by the model and an
     oracle reviewer (training/review_sim.py); writes JSON, a plot and a short report."""
-    h = held_out_predictions(settings, version)
+    h = held_out_predictions(settings, version, national_only=True)
     proba, idx = h.national()
     result = simulate_held_out_lists(
-        proba, h.classes, h.labels[idx], h.folds[idx], h.emb[idx], target
+        proba, h.classes, h.labels[idx], h.folds[idx], h.emb[idx], target, h.national_parts()
     ) | {"model_version": h.version}
     out_dir = output or h.entry / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)

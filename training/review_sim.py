@@ -7,21 +7,27 @@ with the gold label:
 1. the model auto-codes an entry when the confidence of its top code clears a threshold
    learnt on the *other* sources for the target precision;
 2. a reviewer decides the pending entries one at a time, in queue order;
-3. after each decision, pending entries close enough to the decided one (cosine similarity of
-   their embeddings) take its code automatically, when the similarity clears a threshold
-   learnt, again on the other sources, for the same target precision: one threshold when the
-   decided code equals the entry's own top suggestion, a stricter one when it overrides it.
+3. each decision joins the model's nearest-example component at once, as in the service
+   (learning): per class, the similarity the scorer adds to the head's logits becomes the
+   best of the similarity to the training examples of that class and to the decided entries
+   of that class. Pending entries are re-scored with the fold's own head logits, weight and
+   temperature (:class:`ScoreParts`) and auto-coded when their top confidence clears the
+   ``learn`` threshold (the model's, by default);
+4. optionally (carry-over), pending entries close enough to the decided one (cosine similarity
+   of their embeddings) take its code when the similarity clears a threshold learnt on the
+   other sources for the same target: one threshold when the decided code equals the entry's
+   own top suggestion, a stricter one when it overrides it.
 
 Queue orders compared on the same state:
 - ``confidence``: least confident first (uncertainty sampling, what peers do);
 - ``random``: arbitrary order;
 - ``value``: expected number of entries a decision codes (itself plus the pending entries it
-  would carry over, weighted by the probability that the decided code is the one that carries
-  them), the least confident first among equals.
+  would code if the decided code went their way, weighted by the model's probability of that
+  code), times the entry's uncertainty, the least confident first among equals.
 
-Only human decisions carry codes to other entries (never an auto-code), so an error cannot
-spread through a chain. An entry is coded when it has its full code (the label's own depth),
-so the figures are for a correspondence table, not for the back-off policy.
+Only human decisions teach (never an auto-code), so an error cannot spread through a chain.
+An entry is coded when it has its full code (the label's own depth), so the figures are for a
+correspondence table, not for the back-off policy.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp, softmax
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +54,66 @@ NEIGHBOURS = 10
 
 @dataclass(frozen=True)
 class Rules:
-    """Thresholds learnt without the list being simulated."""
+    """Thresholds learnt without the list being simulated (above 1: never)."""
 
     model: float  # top-code confidence at or above which the model auto-codes
     carry_same: float  # similarity at which a decision carries to an entry whose top it is
     carry_other: float  # similarity at which a decision overrides an entry's top suggestion
+    learn: float = 1.01  # re-scored top confidence at which a decision's neighbour is coded
+
+
+@dataclass
+class ScoreParts:
+    """The fold scorer's pieces for the rows of one list: logits = head + weight * similarity,
+    probabilities = softmax(logits / temperature) (service/models/predictor.py ``Scorer``)."""
+
+    head: np.ndarray  # (n, K) head logits without the neighbour term (-inf: class not in fold)
+    train_sim: np.ndarray  # (n, K) best similarity to the fold's training examples per class
+    emb: np.ndarray  # (n, d) unit rows in the space of the fold's nearest-example index
+    weight: float
+    temperature: float
+
+    def proba(self, sim: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities of ``rows`` (all by default) with per-class similarities ``sim``."""
+        head = self.head if rows is None else self.head[rows]
+        return np.asarray(softmax((head + self.weight * sim) / self.temperature, axis=1))
+
+    def subset(self, rows: np.ndarray) -> ScoreParts:
+        """The pieces of some rows."""
+        return ScoreParts(
+            self.head[rows], self.train_sim[rows], self.emb[rows], self.weight, self.temperature
+        )
 
 
 @dataclass
 class SourceData:
-    """One held-out list: out-of-fold probabilities, gold codes and unit-norm embeddings."""
+    """One held-out list: out-of-fold probabilities, gold codes, unit-norm embeddings, and
+    the scorer's pieces when a decision should join the nearest-example component."""
 
     proba: np.ndarray
     truth: np.ndarray
     emb: np.ndarray
+    parts: ScoreParts | None = None
     top: np.ndarray = field(init=False)
     conf: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.top = np.argmax(self.proba, axis=1)
         self.conf = self.proba[np.arange(len(self.proba)), self.top]
+
+    @classmethod
+    def from_parts(
+        cls, parts: ScoreParts, truth: np.ndarray, emb: np.ndarray | None = None
+    ) -> SourceData:
+        """A list scored by its pieces (``emb``: the carry-over's embeddings, by default the
+        nearest-example index's)."""
+        return cls(parts.proba(parts.train_sim), truth, parts.emb if emb is None else emb, parts)
+
+
+def gold_index(truth: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Column of each gold label among ``classes`` (-1: a label the model lacks)."""
+    col = {c: k for k, c in enumerate(classes)}
+    return np.array([col.get(t, -1) for t in truth], dtype=np.intp)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -122,13 +169,56 @@ def _neighbour_pairs(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return i.ravel(), j.ravel(), sim[i, j].ravel()
 
 
-def fit_rules(sources: dict[str, SourceData], classes: np.ndarray, target: float) -> Rules:
-    """Rules from the given (other) sources, nested over them so they hold on a new one."""
+LEARN_RULES = ("model", "context", "off")
+
+
+def context_confidence(data: SourceData, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(top confidence, top is right) of each entry once every other entry of its list is
+    decided: per class, the best of the training and the decided entries' similarity."""
+    assert data.parts is not None
+    p, gold = data.parts, gold_index(data.truth, classes)
+    sim = p.train_sim.astype(np.float64)
+    known = np.flatnonzero(gold >= 0)
+    if len(known) > 1:
+        pair = (p.emb @ p.emb[known].T).astype(np.float64)
+        pair[known, np.arange(len(known))] = -np.inf  # not itself
+        order = np.argsort(gold[known], kind="stable")
+        g = gold[known][order]
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        best = np.maximum.reduceat(pair[:, order], starts, axis=1)
+        sim[:, g[starts]] = np.maximum(sim[:, g[starts]], best)
+    proba = p.proba(sim)
+    top = np.argmax(proba, axis=1)
+    return proba[np.arange(len(top)), top], top == gold
+
+
+def fit_rules(
+    sources: dict[str, SourceData],
+    classes: np.ndarray,
+    target: float,
+    learn: str = "model",
+    carry: bool = True,
+) -> Rules:
+    """Rules from the given (other) sources, nested over them so they hold on a new one.
+
+    ``learn``: the threshold a re-scored entry must clear, ``model`` (the model's own),
+    ``context`` (learnt on the other lists' entries scored as if every other entry of their
+    list were decided) or ``off`` (decisions do not join the nearest-example component);
+    ``carry``: whether decisions carry to close entries by similarity.
+    """
     names = sorted(sources)
     conf = np.concatenate([sources[n].conf for n in names])
     right = np.concatenate([classes[sources[n].top] == sources[n].truth for n in names])
     grp = np.concatenate([[n] * len(sources[n].conf) for n in names])
     model = _nested_threshold(conf, right, grp, target)
+    learn_at = {"model": model, "off": 1.01}.get(learn, 1.01)
+    if learn == "context" and all(sources[n].parts is not None for n in names):
+        ctx = [context_confidence(sources[n], classes) for n in names]
+        learn_at = _nested_threshold(
+            np.concatenate([c for c, _ in ctx]), np.concatenate([r for _, r in ctx]), grp, target
+        )
+    if not carry:
+        return Rules(model, 1.01, 1.01, learn_at)
 
     sims, same, agrees, pgrp = [], [], [], []
     for n in names:
@@ -141,7 +231,98 @@ def fit_rules(sources: dict[str, SourceData], classes: np.ndarray, target: float
     s, ok, ag, g = (np.concatenate(x) for x in (sims, same, agrees, pgrp))
     carry_same = _nested_threshold(s[ag], ok[ag], g[ag], target) if ag.any() else 1.01
     carry_other = _nested_threshold(s[~ag], ok[~ag], g[~ag], target) if (~ag).any() else 1.01
-    return Rules(model, carry_same, carry_other)
+    return Rules(model, carry_same, carry_other, learn_at)
+
+
+class Learning:
+    """A list's nearest-example component as decisions join it, and the expected number of
+    entries each pending entry's decision would code (``gain``).
+
+    ``gain[i]`` = sum over pending j of sum over i's likeliest codes c of P(i is c) * [j's
+    confidence in c clears the threshold once i, decided as c, is among c's examples]. An entry
+    j clears for c at similarity ``need[j, c]`` (the rest of its logits fixed), so the pairwise
+    matrix is kept up to date by recomputing only the rows and columns of re-scored entries.
+    """
+
+    def __init__(self, parts: ScoreParts, threshold: float, pending: np.ndarray, top_m: int = 3):
+        self.parts, self.threshold, self.top_m = parts, threshold, top_m
+        self.sim = parts.train_sim.astype(np.float64)
+        self.pair = (parts.emb @ parts.emb.T).astype(np.float32)
+        np.fill_diagonal(self.pair, -np.inf)
+        self.proba = parts.proba(self.sim)
+        self.need = self._need(np.arange(len(self.sim)))
+        self.cand, self.pc = self._candidates(self.proba)
+        n = len(self.sim)
+        self.gains = np.zeros((n, n), dtype=np.float32)
+        for lo in range(0, n, 256):
+            cols = np.arange(lo, min(n, lo + 256))
+            self.gains[:, cols] = self._columns(cols)
+        self.gain = self.gains[:, pending].sum(axis=1, dtype=np.float64)
+
+    @property
+    def active(self) -> bool:
+        """Whether a decision can code anything (a threshold and a neighbour weight)."""
+        return self.threshold <= 1.0 and self.parts.weight > 0
+
+    def _need(self, rows: np.ndarray) -> np.ndarray:
+        """Per row and class: the similarity to a decided entry of that class at which the
+        row is re-scored with a confidence in it that reaches the threshold (inf: never)."""
+        p, t = self.parts, min(self.threshold, 1.0 - 1e-9)
+        if p.weight <= 0:
+            return np.full((len(rows), self.sim.shape[1]), np.inf)
+        head = p.head[rows]
+        z = (head + p.weight * self.sim[rows]) / p.temperature
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # log of the other classes' summed exp(z): logsumexp(z) + log(1 - p_c)
+            rest = logsumexp(z, axis=1, keepdims=True) + np.log1p(
+                -np.minimum(self.proba[rows], 1 - 1e-12)
+            )
+            need = (p.temperature * (rest + np.log(t / (1 - t))) - head) / p.weight
+        # A decision re-scores an entry only where it beats the similarity the class has.
+        return np.where(np.isfinite(need), np.maximum(need, self.sim[rows]), np.inf)
+
+    def _candidates(self, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = min(self.top_m, proba.shape[1])
+        cand = np.argsort(-proba, axis=1, kind="stable")[:, :m]
+        return cand, np.take_along_axis(proba, cand, axis=1).astype(np.float32)
+
+    def _columns(self, cols: np.ndarray) -> np.ndarray:
+        """gains[:, cols]: each row's expected entries coded among ``cols``."""
+        need = self.need[cols][:, self.cand]  # (cols, rows, m)
+        hit = self.pair[:, cols].T[:, :, None] >= need
+        return np.asarray((hit * self.pc[None]).sum(axis=2).T)
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        """gains[rows, :]."""
+        need = self.need[:, self.cand[rows]]  # (all, rows, m)
+        hit = self.pair[rows].T[:, :, None] >= need
+        return np.asarray((hit * self.pc[rows][None]).sum(axis=2).T)
+
+    def close(self, rows: np.ndarray) -> None:
+        """Entries that left the queue no longer count in anyone's gain."""
+        if len(rows):
+            self.gain -= self.gains[:, rows].sum(axis=1, dtype=np.float64)
+
+    def decide(self, i: int, c: int, pending: np.ndarray) -> np.ndarray:
+        """Entry ``i`` decided as class ``c`` joins c's examples; returns the pending entries
+        re-scored (the caller reads ``proba`` for them). ``pending`` excludes ``i``."""
+        if c < 0:
+            return np.zeros(0, np.intp)
+        moved = np.flatnonzero(pending & (self.pair[i] > self.sim[:, c]))
+        if not len(moved):
+            return moved
+        self.sim[moved, c] = self.pair[i, moved]
+        self.proba[moved] = self.parts.proba(self.sim[moved], moved)
+        self.need[moved] = self._need(moved)
+        self.cand[moved], self.pc[moved] = self._candidates(self.proba[moved])
+        live = moved  # pending by construction
+        before = self.gains[:, live].sum(axis=1, dtype=np.float64)
+        self.gains[:, moved] = self._columns(moved)
+        self.gains[moved] = self._rows(moved)
+        self.gains[moved, moved] = 0.0
+        self.gain += self.gains[:, live].sum(axis=1, dtype=np.float64) - before
+        self.gain[moved] = self.gains[moved][:, pending].sum(axis=1, dtype=np.float64)
+        return moved
 
 
 @dataclass
@@ -153,8 +334,14 @@ class Curve:
     decisions: list[int]  # k = 0 .. all pending decided
     coded: list[int]  # entries with a code after k decisions
     wrong: list[int]  # coded entries whose code differs from the gold label
-    carried: int = 0  # entries coded by a decision made on another entry
+    carried: int = 0  # entries coded by similarity to a decision made on another entry
     carried_wrong: int = 0
+    auto_wrong_at_start: int = 0
+    learnt: int = 0  # entries re-scored over the threshold by a decision on another entry
+    learnt_wrong: int = 0
+    # Which decision coded each entry: -1 the model at the start, else the entry whose
+    # decision coded it (itself when decided), in the audit's sense.
+    coded_by: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
 
     def decisions_to_code_all(self) -> int:
         """Decisions after which every entry has a code."""
@@ -164,6 +351,20 @@ class Curve:
         """Share of the list whose final code is the gold one."""
         return 1.0 - self.wrong[-1] / self.rows if self.rows else 1.0
 
+    @property
+    def machine_coded(self) -> int:
+        """Entries no human decided: auto-coded at the start, carried or learnt."""
+        return self.auto_at_start + self.carried + self.learnt
+
+    @property
+    def machine_wrong(self) -> int:
+        """Machine-coded entries with a wrong code (all the table's errors: oracle reviewer)."""
+        return self.auto_wrong_at_start + self.carried_wrong + self.learnt_wrong
+
+
+def _share_right(wrong: int, total: int) -> float:
+    return round(1 - wrong / total, 4) if total else 1.0
+
 
 def simulate(
     data: SourceData,
@@ -171,58 +372,91 @@ def simulate(
     rules: Rules,
     order: str,
     rng: np.random.Generator,
+    uncertainty: float = 1.0,
 ) -> Curve:
-    """Replay one list under one queue order with an oracle reviewer."""
-    n = len(data.truth)
-    cls_index = {c: k for k, c in enumerate(classes)}
-    gold = np.array([cls_index.get(t, -1) for t in data.truth])
-    code = np.full(n, -1)  # the code each entry got (-1: pending)
-    auto = data.conf >= rules.model
-    code[auto] = data.top[auto]
-    pending = ~auto
-    sim = (data.emb @ data.emb.T).astype(np.float32)
-    np.fill_diagonal(sim, -1.0)
+    """Replay one list under one queue order with an oracle reviewer.
 
-    # Expected entries coded by deciding i: itself, plus for each pending j the probability
+    ``uncertainty``: the power of (1 - confidence) the value order multiplies the expected
+    entries coded by (0: expected entries alone).
+    """
+    n = len(data.truth)
+    gold = gold_index(data.truth, classes)
+    code = np.full(n, -1)  # the code each entry got (-1: pending)
+    coded_by = np.full(n, -2, dtype=np.intp)
+    conf, top = data.conf.copy(), data.top.copy()
+    auto = conf >= rules.model
+    code[auto], coded_by[auto] = top[auto], -1
+    auto_wrong = int((auto & (top != gold)).sum())
+    pending = ~auto
+    noise = rng.random(n)  # the random order, and a tie-break
+
+    # Carry-over: expected entries coded by deciding i, for each pending j the probability
     # that i's code carries to j: P(i's code == j's top) where the "same" threshold is met,
     # P(it differs) where the stricter "other" one is met. Kept up to date as j leave.
-    p_top = data.proba[:, data.top].astype(
-        np.float32
-    )  # p_top[i, j] = P(code of i == top of j), by the model
-    carry = (sim >= rules.carry_same) * p_top + (sim >= rules.carry_other) * (1.0 - p_top)
-    value = 1.0 + carry[:, pending].sum(axis=1)
-    noise = rng.random(n)  # the random order, and a tie-break
+    carrying = min(rules.carry_same, rules.carry_other) <= 1.0
+    carry_value = np.zeros(n)
+    if carrying:
+        sim = (data.emb @ data.emb.T).astype(np.float32)
+        np.fill_diagonal(sim, -1.0)
+        p_top = data.proba[:, data.top].astype(np.float32)  # P(code of i == top of j)
+        carry = (sim >= rules.carry_same) * p_top + (sim >= rules.carry_other) * (1.0 - p_top)
+        carry_value = carry[:, pending].sum(axis=1, dtype=np.float64)
+    learning = None
+    if data.parts is not None and rules.learn <= 1.0 and data.parts.weight > 0:
+        learning = Learning(data.parts, rules.learn, pending)
 
     def pick() -> int:
         idx = np.flatnonzero(pending)
         if order == "random":
             return int(idx[np.argmin(noise[idx])])
         if order == "confidence":
-            return int(idx[np.lexsort((noise[idx], data.conf[idx]))[0]])
+            return int(idx[np.lexsort((noise[idx], conf[idx]))[0]])
         # value: largest expected gain, then least confident, then random.
-        return int(idx[np.lexsort((noise[idx], data.conf[idx], -np.round(value[idx], 6)))[0]])
+        value = 1.0 + carry_value[idx]
+        if learning is not None:
+            value = value + learning.gain[idx]
+        value = value * (1.0 - conf[idx]) ** uncertainty
+        return int(idx[np.lexsort((noise[idx], conf[idx], -np.round(value, 6)))[0]])
 
     def close(js: np.ndarray) -> None:
-        nonlocal value
+        nonlocal carry_value
         pending[js] = False
-        value = value - carry[:, js].sum(axis=1)
+        if carrying:
+            carry_value = carry_value - carry[:, js].sum(axis=1)
+        if learning is not None:
+            learning.close(js)
 
     coded = [int((code >= 0).sum())]
     wrong = [int(((code >= 0) & (code != gold)).sum())]
-    carried = carried_wrong = 0
+    carried = carried_wrong = learnt = learnt_wrong = 0
     while pending.any():
         i = pick()
-        code[i] = gold[i]
+        code[i], coded_by[i] = gold[i], i
         close(np.array([i]))
-        # Carry the decision to similar pending entries (re-scored without retraining).
-        idx = np.flatnonzero(pending)
-        need = np.where(data.top[idx] == gold[i], rules.carry_same, rules.carry_other)
-        moved = idx[sim[i, idx] >= need]
-        if len(moved):
-            code[moved] = gold[i]
-            carried += len(moved)
-            carried_wrong += int((gold[moved] != gold[i]).sum())
-            close(moved)
+        if carrying:
+            # Carry the decision to similar pending entries.
+            idx = np.flatnonzero(pending)
+            need = np.where(top[idx] == gold[i], rules.carry_same, rules.carry_other)
+            moved = idx[sim[i, idx] >= need]
+            if len(moved):
+                code[moved], coded_by[moved] = gold[i], i
+                carried += len(moved)
+                carried_wrong += int((gold[moved] != gold[i]).sum())
+                close(moved)
+        if learning is not None:
+            # The decision joins the nearest-example component; re-scored entries whose top
+            # confidence clears the threshold leave the queue auto-coded.
+            moved = learning.decide(i, int(gold[i]), pending)
+            if len(moved):
+                p = learning.proba[moved]
+                top[moved] = np.argmax(p, axis=1)
+                conf[moved] = p[np.arange(len(moved)), top[moved]]
+                done = moved[conf[moved] >= rules.learn]
+                if len(done):
+                    code[done], coded_by[done] = top[done], i
+                    learnt += len(done)
+                    learnt_wrong += int((top[done] != gold[done]).sum())
+                    close(done)
         coded.append(int((code >= 0).sum()))
         wrong.append(int(((code >= 0) & (code != gold)).sum()))
     return Curve(
@@ -233,6 +467,10 @@ def simulate(
         wrong=wrong,
         carried=carried,
         carried_wrong=carried_wrong,
+        auto_wrong_at_start=auto_wrong,
+        learnt=learnt,
+        learnt_wrong=learnt_wrong,
+        coded_by=coded_by,
     )
 
 
@@ -241,13 +479,20 @@ def simulate_review(
     classes: np.ndarray,
     target: float = 0.97,
     seed: int = 0,
+    learn: str = "model",
+    carry: bool = True,
 ) -> dict[str, Any]:
     """Every source replayed with rules learnt on the others, under every queue order."""
-    out: dict[str, Any] = {"target_precision": target, "per_source": {}, "pooled": {}}
+    out: dict[str, Any] = {
+        "target_precision": target,
+        "mechanism": {"learn": learn, "carry": carry},
+        "per_source": {},
+        "pooled": {},
+    }
     curves: dict[str, list[Curve]] = {o: [] for o in ORDERS}
     for name in sorted(sources):
         others = {k: v for k, v in sources.items() if k != name}
-        rules = fit_rules(others, classes, target)
+        rules = fit_rules(others, classes, target, learn, carry)
         out["per_source"][name] = {"rules": rules.__dict__}
         for order in ORDERS:
             c = simulate(sources[name], classes, rules, order, np.random.default_rng(seed))
@@ -270,13 +515,24 @@ def simulate_held_out_lists(
     folds: np.ndarray,
     emb: np.ndarray,
     target: float = 0.97,
+    parts: ScoreParts | None = None,
+    **mechanism: Any,
 ) -> dict[str, Any]:
-    """The simulation on held-out rows: one list per fold (out-of-fold probabilities)."""
-    sources = {
-        f: SourceData(proba[folds == f], truth[folds == f], unit_rows(emb[folds == f]))
-        for f in sorted(set(folds))
-    }
-    return simulate_review(sources, classes, target)
+    """The simulation on held-out rows: one list per fold (out-of-fold probabilities).
+
+    With ``parts`` (the fold scorers' pieces, row for row) decisions join the nearest-example
+    component; without, only the carry-over codes entries after a decision.
+    """
+    sources = {}
+    for f in sorted(set(folds)):
+        rows = np.flatnonzero(folds == f)
+        sources[f] = SourceData(
+            proba[rows],
+            truth[rows],
+            unit_rows(emb[rows]),
+            None if parts is None else parts.subset(rows),
+        )
+    return simulate_review(sources, classes, target, **mechanism)
 
 
 def summarise(c: Curve) -> dict[str, Any]:
@@ -286,11 +542,16 @@ def summarise(c: Curve) -> dict[str, Any]:
     return {
         "rows": c.rows,
         "auto_at_start": c.auto_at_start,
+        "auto_precision_at_start": _share_right(c.auto_wrong_at_start, c.auto_at_start),
         "decisions_to_code_all": k,
         "decision_share": round(k / c.rows, 4) if c.rows else 0.0,
         "precision": round(c.final_precision(), 4),
         "carried": c.carried,
-        "carried_precision": round(1 - c.carried_wrong / c.carried, 4) if c.carried else 1.0,
+        "carried_precision": _share_right(c.carried_wrong, c.carried),
+        "learnt": c.learnt,
+        "learnt_precision": _share_right(c.learnt_wrong, c.learnt),
+        "machine_coded": c.machine_coded,
+        "machine_precision": _share_right(c.machine_wrong, c.machine_coded),
         "curve": {
             "decision_share": [round(c.decisions[int(i)] / c.rows, 4) for i in keep],
             "coded_share": [round(c.coded[int(i)] / c.rows, 4) for i in keep],
@@ -304,7 +565,7 @@ def pool(curves: list[Curve]) -> dict[str, Any]:
     rows = sum(c.rows for c in curves)
     decisions = sum(c.decisions_to_code_all() for c in curves)
     wrong = sum(c.wrong[-1] for c in curves)
-    carried = sum(c.carried for c in curves)
+    machine = sum(c.machine_coded for c in curves)
     # Pooled curve: at each decision share s of every list, the share of all rows coded.
     grid = np.linspace(0, 1, 101)
     coded = np.zeros_like(grid)
@@ -319,7 +580,13 @@ def pool(curves: list[Curve]) -> dict[str, Any]:
             float(np.mean([c.decisions_to_code_all() / c.rows for c in curves])), 4
         ),
         "precision": round(1 - wrong / rows, 4),
-        "carried_share": round(carried / rows, 4),
+        "carried_share": round(sum(c.carried for c in curves) / rows, 4),
+        "learnt_share": round(sum(c.learnt for c in curves) / rows, 4),
+        "learnt_precision": _share_right(
+            sum(c.learnt_wrong for c in curves), sum(c.learnt for c in curves)
+        ),
+        "machine_share": round(machine / rows, 4),
+        "machine_precision": _share_right(sum(c.machine_wrong for c in curves), machine),
         "curve": {
             "decision_share": [round(float(x), 2) for x in grid],
             "coded_share": [round(float(y), 4) for y in coded / rows],

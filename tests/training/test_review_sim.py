@@ -5,13 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from service.models.neighbours import NearestExamples
+from training.config import TrainConfig
+from training.evaluate import index_space, recipe_oof, recipe_oof_parts
 from training.review_sim import (
+    Learning,
     Rules,
+    ScoreParts,
     SourceData,
+    context_confidence,
     fit_rules,
+    pool,
     simulate,
     simulate_held_out_lists,
     simulate_review,
+    summarise,
     threshold_for,
     unit_rows,
 )
@@ -131,3 +139,202 @@ def test_held_out_rows_are_split_into_one_list_per_fold() -> None:
     )
     assert sorted(result["per_source"]) == ["in", "uk", "us"]
     assert all(result["per_source"][s]["value"]["rows"] == 30 for s in result["per_source"])
+
+
+def _parts_list(
+    emb: np.ndarray, truth: list[str], head: np.ndarray, train_sim: float = 0.2
+) -> SourceData:
+    """A list scored by its pieces: weight 10, temperature 1, the same training similarity
+    for every class (so the head alone ranks the classes at the start)."""
+    parts = ScoreParts(
+        head=np.asarray(head, dtype=float),
+        train_sim=np.full((len(truth), len(CLASSES)), train_sim),
+        emb=unit_rows(np.asarray(emb, dtype=float)).astype(np.float32),
+        weight=10.0,
+        temperature=1.0,
+    )
+    return SourceData.from_parts(parts, np.array(truth, dtype=object))
+
+
+def _axis(k: int, tilt: float = 0.0) -> list[float]:
+    v = [0.0] * 8
+    v[k] = 1.0
+    v[7] = tilt
+    return v
+
+
+def test_a_decided_neighbour_makes_a_similar_entry_cross_the_threshold() -> None:
+    # Entries 0 and 1 are near-twins of 0201; entry 2 is 0201 too but unlike them.
+    data = _parts_list(
+        [_axis(0), _axis(0, 0.05), _axis(1)], ["0201", "0201", "0201"], np.zeros((3, 3))
+    )
+    assert data.conf.max() < 0.5  # the model is unsure of all three
+    rules = Rules(model=0.9, carry_same=1.01, carry_other=1.01, learn=0.9)
+    curve = simulate(data, CLASSES, rules, "random", np.random.default_rng(0))
+    # One of the twins is decided, the other is re-scored over 0.9 and coded; the third
+    # (similarity 0 to both, below its training similarity 0.2) still needs a decision.
+    assert curve.learnt == 1
+    assert curve.decisions_to_code_all() == 2
+    twin_learnt = 1 if curve.coded_by[1] == 0 else 0
+    assert curve.coded_by[twin_learnt] == 1 - twin_learnt
+    assert curve.coded_by[2] == 2
+    assert curve.wrong[-1] == 0
+    # Without learning, all three are decided.
+    off = simulate(data, CLASSES, Rules(0.9, 1.01, 1.01), "random", np.random.default_rng(0))
+    assert off.learnt == 0
+    assert off.decisions_to_code_all() == 3
+
+
+def test_no_entry_is_auto_coded_by_a_decision_that_is_not_its_neighbour() -> None:
+    rng = np.random.default_rng(7)
+    data = _clustered_list(rng, (8, 8, 8))
+    n = len(data.truth)
+    head = np.zeros((n, 3))
+    sim = data.emb @ data.emb.T
+    parts = ScoreParts(head, np.full((n, 3), 0.5), data.emb.astype(np.float32), 10.0, 1.0)
+    data = SourceData.from_parts(parts, data.truth)
+    rules = Rules(model=0.99, carry_same=1.01, carry_other=1.01, learn=0.95)
+    for order in ("confidence", "random", "value"):
+        curve = simulate(data, CLASSES, rules, order, np.random.default_rng(1))
+        assert curve.decisions_to_code_all() == 3  # one decision per cluster
+        assert curve.learnt == n - 3
+        learnt = np.flatnonzero(curve.coded_by != np.arange(n))
+        by = curve.coded_by[learnt]
+        # Each learnt entry was coded by a decision on its own cluster, closer to it than
+        # any training example of the code (0.5), and with that decision's code.
+        assert (sim[by, learnt] > 0.5).all()
+        assert (data.truth[by] == data.truth[learnt]).all()
+        assert curve.wrong[-1] == 0
+
+
+def test_learnt_codes_are_counted_in_the_precision() -> None:
+    # Entry 1 is a near-twin of entry 0 but its gold code is another one: deciding 0 codes
+    # 1 wrongly. Entry 2 (far) is decided.
+    data = _parts_list(
+        [_axis(0), _axis(0, 0.05), _axis(1)], ["0201", "0501", "0101"], np.zeros((3, 3))
+    )
+    rules = Rules(model=0.9, carry_same=1.01, carry_other=1.01, learn=0.9)
+    data.proba[1, 0] = 0.0  # entry 1 is never picked first by confidence (it is the surest)
+    data.proba[1] /= data.proba[1].sum()
+    data.__post_init__()
+    curve = simulate(data, CLASSES, rules, "confidence", np.random.default_rng(0))
+    assert (curve.learnt, curve.learnt_wrong) == (1, 1)
+    assert curve.machine_coded == 1 and curve.machine_wrong == 1
+    assert curve.wrong[-1] == 1
+    assert curve.final_precision() == pytest.approx(2 / 3)
+    s = summarise(curve)
+    assert s["learnt_precision"] == 0.0
+    assert s["machine_precision"] == 0.0
+    assert s["precision"] == pytest.approx(0.6667, abs=1e-4)
+    pooled = pool([curve, curve])
+    assert pooled["learnt_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert pooled["machine_precision"] == 0.0
+
+
+def test_the_learning_gain_is_kept_equal_to_its_definition() -> None:
+    rng = np.random.default_rng(8)
+    n, k = 60, 3
+    lab = rng.integers(0, k, n)
+    emb = unit_rows(np.eye(8)[lab] + 0.5 * rng.standard_normal((n, 8))).astype(np.float32)
+    parts = ScoreParts(
+        0.5 * rng.standard_normal((n, k)), rng.uniform(0.2, 0.6, (n, k)), emb, 5.0, 1.0
+    )
+    pending = np.ones(n, bool)
+    learning = Learning(parts, 0.8, pending)
+    for _ in range(15):
+        idx = np.flatnonzero(pending)
+        i = int(idx[np.argmax(learning.gain[idx])])
+        pending[i] = False
+        learning.close(np.array([i]))
+        moved = learning.decide(i, int(lab[i]), pending)
+        done = moved[learning.proba[moved].max(axis=1) >= 0.8]
+        pending[done] = False
+        learning.close(done)
+        # From scratch: for each pending j and each i's candidate code c, does i's
+        # similarity re-score j (beat its best for c) with a confidence in c of 0.8?
+        expected = np.zeros(n)
+        for a in np.flatnonzero(pending):
+            for b in np.flatnonzero(pending):
+                if a == b:
+                    continue
+                for c, p in zip(learning.cand[a], learning.pc[a], strict=True):
+                    sim = learning.sim[b].copy()
+                    if float(emb[a] @ emb[b]) <= sim[c]:
+                        continue
+                    sim[c] = float(emb[a] @ emb[b])
+                    q = parts.proba(sim[None], np.array([b]))[0]
+                    expected[a] += p * (q[c] >= 0.8)
+        assert np.allclose(learning.gain[pending], expected[pending], atol=1e-3)
+
+
+def test_value_order_decides_where_a_decision_codes_most() -> None:
+    # 12 near-identical 0101 entries and 4 isolated ones; the model prefers 0101 everywhere.
+    emb = [_axis(0, 0.01 * k) for k in range(12)] + [_axis(k) for k in range(1, 5)]
+    head = np.tile([1.0, 0.0, 0.0], (16, 1))
+    data = _parts_list(emb, ["0101"] * 12 + ["0201"] * 4, head)
+    rules = Rules(model=0.99, carry_same=1.01, carry_other=1.01, learn=0.95)
+    by_value = simulate(data, CLASSES, rules, "value", np.random.default_rng(0))
+    assert by_value.coded[1] == 12  # the first decision coded the whole cluster
+    assert by_value.decisions_to_code_all() == 5
+
+
+def test_context_confidence_sees_the_rest_of_the_list_decided() -> None:
+    data = _parts_list(
+        [_axis(0), _axis(0, 0.05), _axis(1)], ["0201", "0201", "0101"], np.zeros((3, 3))
+    )
+    conf, right = context_confidence(data, CLASSES)
+    assert conf[0] > 0.9 and conf[1] > 0.9  # each the other's decided twin
+    assert right[0] and right[1]
+    assert conf[2] == pytest.approx(data.conf[2])  # nothing near it
+
+
+def test_learning_rules_follow_the_requested_mechanism() -> None:
+    rng = np.random.default_rng(9)
+    lists = {}
+    for k in range(3):
+        base = _clustered_list(rng, (5, 5, 5))
+        n = len(base.truth)
+        parts = ScoreParts(np.zeros((n, 3)), np.full((n, 3), 0.3), base.emb, 10.0, 1.0)
+        lists[f"l{k}"] = SourceData.from_parts(parts, base.truth)
+    model = fit_rules(lists, CLASSES, 0.97, learn="model", carry=False)
+    assert model.learn == model.model
+    assert (model.carry_same, model.carry_other) == (1.01, 1.01)
+    assert fit_rules(lists, CLASSES, 0.97, learn="off").learn > 1.0
+    # With the rest of its list decided every entry is right and sure: a threshold exists.
+    assert fit_rules(lists, CLASSES, 0.97, learn="context").learn <= 1.0
+    result = simulate_review(lists, CLASSES, 0.97, learn="context", carry=False)
+    assert result["mechanism"] == {"learn": "context", "carry": False}
+    # A decision or two per 5-entry cluster; the rest learnt, all of it right.
+    assert result["pooled"]["value"]["decision_share_weighted"] <= 18 / 45
+    assert result["pooled"]["value"]["learnt_share"] >= 27 / 45
+    assert result["pooled"]["value"]["precision"] == 1.0
+
+
+def test_held_out_pieces_rebuild_the_out_of_fold_probabilities() -> None:
+    rng = np.random.default_rng(10)
+    words = {"0101": "homicide killing", "0201": "assault hitting", "0501": "theft stealing"}
+    labels = np.array([CLASSES[k % 3] for k in range(90)], dtype=object)
+    texts = [f"{words[c]} case {rng.integers(0, 50)}" for c in labels]
+    emb = np.eye(24)[[k % 3 for k in range(90)]] + 0.3 * rng.standard_normal((90, 24))
+    folds = np.array([f"f{k % 4}" for k in range(90)], dtype=object)
+    folds[::4] = ""  # rows always in training
+    cfg = TrainConfig(
+        include_reference=False,
+        max_features=300,
+        ngram_components=8,
+        max_iter=40,
+        calibration_folds={},
+        neighbour_weight=20.0,
+    )
+    proba, classes, held = recipe_oof(texts, emb, labels, folds, cfg)
+    proba2, classes2, held2, parts = recipe_oof_parts(texts, emb, labels, folds, cfg)
+    assert list(classes2) == list(classes) and (held2 == held).all()
+    assert np.allclose(proba2, proba)
+    assert np.allclose(parts.proba(parts.train_sim), proba, atol=1e-6)
+    assert np.allclose(np.linalg.norm(parts.emb, axis=1), 1.0, atol=1e-5)
+    # Index-space rows compare as the index does: a row's similarity to a training row.
+    train = np.flatnonzero(folds != "f1")
+    index = NearestExamples(emb[train], labels[train], classes, dimensions=8)
+    q, t = index_space(index, emb[:5]), index_space(index, emb[train])
+    best = [(q @ t[labels[train] == c].T).max(axis=1) for c in classes]
+    assert np.allclose(np.column_stack(best), index.scores(emb[:5]), atol=1e-5)
