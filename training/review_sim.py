@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp, softmax
+from scipy.stats import beta
 
 log = logging.getLogger(__name__)
 
@@ -244,25 +245,34 @@ class Learning:
     matrix is kept up to date by recomputing only the rows and columns of re-scored entries.
     """
 
-    def __init__(self, parts: ScoreParts, threshold: float, pending: np.ndarray, top_m: int = 3):
+    def __init__(
+        self,
+        parts: ScoreParts,
+        threshold: float,
+        pending: np.ndarray,
+        top_m: int = 3,
+        track_gain: bool = True,
+        tolerance: float = 1e-3,
+    ):
         self.parts, self.threshold, self.top_m = parts, threshold, top_m
+        # A re-scored entry whose probabilities moved less than ``tolerance`` keeps its
+        # place in the gain matrix (its confidence is always exact).
+        self.track_gain, self.tolerance = track_gain, tolerance
         self.sim = parts.train_sim.astype(np.float64)
         self.pair = (parts.emb @ parts.emb.T).astype(np.float32)
         np.fill_diagonal(self.pair, -np.inf)
         self.proba = parts.proba(self.sim)
-        self.need = self._need(np.arange(len(self.sim)))
-        self.cand, self.pc = self._candidates(self.proba)
         n = len(self.sim)
+        self.gain = np.zeros(n)
+        if not track_gain:
+            return
+        self.need = self._need(np.arange(n))
+        self.cand, self.pc = self._candidates(self.proba)
         self.gains = np.zeros((n, n), dtype=np.float32)
         for lo in range(0, n, 256):
             cols = np.arange(lo, min(n, lo + 256))
             self.gains[:, cols] = self._columns(cols)
         self.gain = self.gains[:, pending].sum(axis=1, dtype=np.float64)
-
-    @property
-    def active(self) -> bool:
-        """Whether a decision can code anything (a threshold and a neighbour weight)."""
-        return self.threshold <= 1.0 and self.parts.weight > 0
 
     def _need(self, rows: np.ndarray) -> np.ndarray:
         """Per row and class: the similarity to a decided entry of that class at which the
@@ -300,7 +310,7 @@ class Learning:
 
     def close(self, rows: np.ndarray) -> None:
         """Entries that left the queue no longer count in anyone's gain."""
-        if len(rows):
+        if len(rows) and self.track_gain:
             self.gain -= self.gains[:, rows].sum(axis=1, dtype=np.float64)
 
     def decide(self, i: int, c: int, pending: np.ndarray) -> np.ndarray:
@@ -312,17 +322,41 @@ class Learning:
         if not len(moved):
             return moved
         self.sim[moved, c] = self.pair[i, moved]
+        before_p = self.proba[moved]
         self.proba[moved] = self.parts.proba(self.sim[moved], moved)
-        self.need[moved] = self._need(moved)
-        self.cand[moved], self.pc[moved] = self._candidates(self.proba[moved])
-        live = moved  # pending by construction
+        if not self.track_gain:
+            return moved
+        shift = np.abs(self.proba[moved] - before_p).max(axis=1)
+        live = moved[shift > self.tolerance]  # pending by construction
+        if not len(live):
+            return moved
+        self.need[live] = self._need(live)
+        self.cand[live], self.pc[live] = self._candidates(self.proba[live])
         before = self.gains[:, live].sum(axis=1, dtype=np.float64)
-        self.gains[:, moved] = self._columns(moved)
-        self.gains[moved] = self._rows(moved)
-        self.gains[moved, moved] = 0.0
+        self.gains[:, live] = self._columns(live)
+        self.gains[live] = self._rows(live)
+        self.gains[live, live] = 0.0
         self.gain += self.gains[:, live].sum(axis=1, dtype=np.float64) - before
-        self.gain[moved] = self.gains[moved][:, pending].sum(axis=1, dtype=np.float64)
+        self.gain[live] = self.gains[live][:, pending].sum(axis=1, dtype=np.float64)
         return moved
+
+
+def list_threshold(
+    conf: np.ndarray, right: np.ndarray, target: float, model: float, level: float = 0.95
+) -> float:
+    """A list's own model threshold from a random sample of its entries decided: the lowest
+    sampled confidence t below ``model`` such that the sampled entries with confidence in
+    [t, model) are right at ``target`` or better with ``level`` confidence (one-sided
+    Clopper-Pearson lower bound); ``model`` when none is."""
+    below = conf < model
+    c, r = conf[below], right[below]
+    order = np.argsort(-c, kind="stable")
+    c, r = c[order], r[order].astype(float)
+    hits, size = np.cumsum(r), np.arange(1, len(r) + 1)
+    lower = np.where(hits > 0, beta.ppf(1 - level, hits, size - hits + 1), 0.0)
+    last_of_ties = np.r_[c[1:] != c[:-1], True] if len(c) else np.zeros(0, bool)
+    good = np.flatnonzero((lower >= target) & last_of_ties)
+    return float(c[good[-1]]) if len(good) else model
 
 
 @dataclass
@@ -339,6 +373,9 @@ class Curve:
     auto_wrong_at_start: int = 0
     learnt: int = 0  # entries re-scored over the threshold by a decision on another entry
     learnt_wrong: int = 0
+    relaxed: int = 0  # entries auto-coded at the list's own threshold (after its sample)
+    relaxed_wrong: int = 0
+    own_threshold: float = 1.01  # the model threshold the list ended with
     # Which decision coded each entry: -1 the model at the start, else the entry whose
     # decision coded it (itself when decided), in the audit's sense.
     coded_by: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
@@ -354,12 +391,14 @@ class Curve:
     @property
     def machine_coded(self) -> int:
         """Entries no human decided: auto-coded at the start, carried or learnt."""
-        return self.auto_at_start + self.carried + self.learnt
+        return self.auto_at_start + self.carried + self.learnt + self.relaxed
 
     @property
     def machine_wrong(self) -> int:
         """Machine-coded entries with a wrong code (all the table's errors: oracle reviewer)."""
-        return self.auto_wrong_at_start + self.carried_wrong + self.learnt_wrong
+        return (
+            self.auto_wrong_at_start + self.carried_wrong + self.learnt_wrong + self.relaxed_wrong
+        )
 
 
 def _share_right(wrong: int, total: int) -> float:
@@ -373,11 +412,15 @@ def simulate(
     order: str,
     rng: np.random.Generator,
     uncertainty: float = 1.0,
+    sample: int = 0,
+    target: float = 0.97,
 ) -> Curve:
     """Replay one list under one queue order with an oracle reviewer.
 
     ``uncertainty``: the power of (1 - confidence) the value order multiplies the expected
-    entries coded by (0: expected entries alone).
+    entries coded by (0: expected entries alone). ``sample``: the first decisions go to a
+    random sample of the pending entries; once it is decided, the list's own threshold
+    (:func:`list_threshold`, at ``target``) auto-codes the pending entries that clear it.
     """
     n = len(data.truth)
     gold = gold_index(data.truth, classes)
@@ -403,11 +446,13 @@ def simulate(
         carry_value = carry[:, pending].sum(axis=1, dtype=np.float64)
     learning = None
     if data.parts is not None and rules.learn <= 1.0 and data.parts.weight > 0:
-        learning = Learning(data.parts, rules.learn, pending)
+        learning = Learning(data.parts, rules.learn, pending, track_gain=order == "value")
+
+    sampled: list[tuple[float, bool]] = []  # (confidence, top is right) of the sample
 
     def pick() -> int:
         idx = np.flatnonzero(pending)
-        if order == "random":
+        if order == "random" or len(sampled) < sample:
             return int(idx[np.argmin(noise[idx])])
         if order == "confidence":
             return int(idx[np.lexsort((noise[idx], conf[idx]))[0]])
@@ -428,11 +473,23 @@ def simulate(
 
     coded = [int((code >= 0).sum())]
     wrong = [int(((code >= 0) & (code != gold)).sum())]
-    carried = carried_wrong = learnt = learnt_wrong = 0
+    carried = carried_wrong = learnt = learnt_wrong = relaxed = relaxed_wrong = 0
+    own_threshold = rules.model
     while pending.any():
         i = pick()
         code[i], coded_by[i] = gold[i], i
         close(np.array([i]))
+        if len(sampled) < sample:
+            sampled.append((float(conf[i]), bool(top[i] == gold[i])))
+            if len(sampled) == sample or not pending.any():
+                c_s, r_s = (np.array(x) for x in zip(*sampled, strict=True))
+                own_threshold = list_threshold(c_s, r_s, target, rules.model)
+                done = np.flatnonzero(pending & (conf >= own_threshold))
+                if len(done):
+                    code[done], coded_by[done] = top[done], -1
+                    relaxed += len(done)
+                    relaxed_wrong += int((top[done] != gold[done]).sum())
+                    close(done)
         if carrying:
             # Carry the decision to similar pending entries.
             idx = np.flatnonzero(pending)
@@ -470,6 +527,9 @@ def simulate(
         auto_wrong_at_start=auto_wrong,
         learnt=learnt,
         learnt_wrong=learnt_wrong,
+        relaxed=relaxed,
+        relaxed_wrong=relaxed_wrong,
+        own_threshold=own_threshold,
         coded_by=coded_by,
     )
 
@@ -481,11 +541,24 @@ def simulate_review(
     seed: int = 0,
     learn: str = "model",
     carry: bool = True,
+    sample_share: float = 0.0,
+    uncertainty: float = 1.0,
 ) -> dict[str, Any]:
-    """Every source replayed with rules learnt on the others, under every queue order."""
+    """Every source replayed with rules learnt on the others, under every queue order.
+
+    ``learn``, ``carry``: see :func:`fit_rules`. ``sample_share``: the value order starts
+    with a random sample of this share of each list, which sets the list's own threshold;
+    ``uncertainty``: see :func:`simulate`.
+    """
     out: dict[str, Any] = {
         "target_precision": target,
-        "mechanism": {"learn": learn, "carry": carry},
+        # Decisions join the nearest-example component only where the scorer's pieces are.
+        "mechanism": {
+            "learn": learn if all(d.parts is not None for d in sources.values()) else "off",
+            "carry": carry,
+            "sample_share": sample_share,
+            "uncertainty": uncertainty,
+        },
         "per_source": {},
         "pooled": {},
     }
@@ -495,7 +568,12 @@ def simulate_review(
         rules = fit_rules(others, classes, target, learn, carry)
         out["per_source"][name] = {"rules": rules.__dict__}
         for order in ORDERS:
-            c = simulate(sources[name], classes, rules, order, np.random.default_rng(seed))
+            extra: dict[str, Any] = {}
+            if order == "value":
+                size = int(round(sample_share * len(sources[name].truth)))
+                extra = {"sample": size, "target": target, "uncertainty": uncertainty}
+            rng = np.random.default_rng(seed)
+            c = simulate(sources[name], classes, rules, order, rng, **extra)
             curves[order].append(c)
             out["per_source"][name][order] = summarise(c)
         log.info(
@@ -550,6 +628,9 @@ def summarise(c: Curve) -> dict[str, Any]:
         "carried_precision": _share_right(c.carried_wrong, c.carried),
         "learnt": c.learnt,
         "learnt_precision": _share_right(c.learnt_wrong, c.learnt),
+        "relaxed": c.relaxed,
+        "relaxed_precision": _share_right(c.relaxed_wrong, c.relaxed),
+        "own_threshold": round(c.own_threshold, 4),
         "machine_coded": c.machine_coded,
         "machine_precision": _share_right(c.machine_wrong, c.machine_coded),
         "curve": {
@@ -585,6 +666,7 @@ def pool(curves: list[Curve]) -> dict[str, Any]:
         "learnt_precision": _share_right(
             sum(c.learnt_wrong for c in curves), sum(c.learnt for c in curves)
         ),
+        "relaxed_share": round(sum(c.relaxed for c in curves) / rows, 4),
         "machine_share": round(machine / rows, 4),
         "machine_precision": _share_right(sum(c.machine_wrong for c in curves), machine),
         "curve": {
@@ -596,31 +678,43 @@ def pool(curves: list[Curve]) -> dict[str, Any]:
 
 def review_simulation_table(result: dict[str, Any]) -> str:
     """Markdown: decisions needed to code each list whole, per queue order."""
+    mech = result.get("mechanism", {})
     lines = [
         f"# Simulated review ({result.get('model_version', '')})",
         "",
         f"Each national list coded whole at target precision {result['target_precision']:.2f}: "
         "the model auto-codes, an oracle reviewer decides the rest in queue order, each "
-        "decision carries to similar pending entries (training/review_sim.py). Decisions as a "
-        "share of the list's entries; precision of all codes in the finished table.",
+        "decision joins the nearest-example component and re-scores the pending entries "
+        f"(threshold: {mech.get('learn', 'model')}; carry-over by similarity: "
+        f"{'on' if mech.get('carry', True) else 'off'}; training/review_sim.py). Decisions as "
+        "a share of the list's entries; entries coded by a decision on another entry "
+        "(learnt), the precision of every machine-made code (at the start, learnt, carried) "
+        "and of all codes in the finished table, for the value order.",
         "",
-        "| list | rows | auto at start | " + " | ".join(ORDERS) + " | precision (value) |",
-        "|---|---|---|" + "---|" * len(ORDERS) + "---|",
+        "| list | rows | auto at start | "
+        + " | ".join(ORDERS)
+        + " | learnt | machine precision | precision |",
+        "|---|---|---|" + "---|" * len(ORDERS) + "---|---|---|",
     ]
     for name, r in sorted(result["per_source"].items()):
-        first = r[ORDERS[0]]
+        first, v = r[ORDERS[0]], r["value"]
         shares = " | ".join(f"{r[o]['decision_share']:.1%}" for o in ORDERS)
         lines.append(
             f"| {name} | {first['rows']} | {first['auto_at_start'] / first['rows']:.1%} | "
-            f"{shares} | {r['value']['precision']:.3f} |"
+            f"{shares} | {v.get('learnt', 0) / v['rows']:.1%} | "
+            f"{v.get('machine_precision', 1.0):.3f} | {v['precision']:.3f} |"
         )
     p = result["pooled"]
     rows = p[ORDERS[0]]["rows"]
     pooled = " | ".join(f"{p[o]['decision_share_weighted']:.1%}" for o in ORDERS)
     mean = " | ".join(f"{p[o]['decision_share_mean_over_lists']:.1%}" for o in ORDERS)
     auto = p[ORDERS[0]]["auto_at_start_share"]
-    lines.append(f"| **pooled** | {rows} | {auto:.1%} | {pooled} | {p['value']['precision']:.3f} |")
-    lines.append(f"| mean over lists | | | {mean} | |")
+    v = p["value"]
+    lines.append(
+        f"| **pooled** | {rows} | {auto:.1%} | {pooled} | {v.get('learnt_share', 0):.1%} | "
+        f"{v.get('machine_precision', 1.0):.3f} | {v['precision']:.3f} |"
+    )
+    lines.append(f"| mean over lists | | | {mean} | | | |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ from training.review_sim import (
     SourceData,
     context_confidence,
     fit_rules,
+    list_threshold,
     pool,
     simulate,
     simulate_held_out_lists,
@@ -240,7 +241,7 @@ def test_the_learning_gain_is_kept_equal_to_its_definition() -> None:
         0.5 * rng.standard_normal((n, k)), rng.uniform(0.2, 0.6, (n, k)), emb, 5.0, 1.0
     )
     pending = np.ones(n, bool)
-    learning = Learning(parts, 0.8, pending)
+    learning = Learning(parts, 0.8, pending, tolerance=0.0)
     for _ in range(15):
         idx = np.flatnonzero(pending)
         i = int(idx[np.argmax(learning.gain[idx])])
@@ -303,7 +304,8 @@ def test_learning_rules_follow_the_requested_mechanism() -> None:
     # With the rest of its list decided every entry is right and sure: a threshold exists.
     assert fit_rules(lists, CLASSES, 0.97, learn="context").learn <= 1.0
     result = simulate_review(lists, CLASSES, 0.97, learn="context", carry=False)
-    assert result["mechanism"] == {"learn": "context", "carry": False}
+    assert result["mechanism"]["learn"] == "context"
+    assert result["mechanism"]["carry"] is False
     # A decision or two per 5-entry cluster; the rest learnt, all of it right.
     assert result["pooled"]["value"]["decision_share_weighted"] <= 18 / 45
     assert result["pooled"]["value"]["learnt_share"] >= 27 / 45
@@ -338,3 +340,35 @@ def test_held_out_pieces_rebuild_the_out_of_fold_probabilities() -> None:
     q, t = index_space(index, emb[:5]), index_space(index, emb[train])
     best = [(q @ t[labels[train] == c].T).max(axis=1) for c in classes]
     assert np.allclose(np.column_stack(best), index.scores(emb[:5]), atol=1e-5)
+
+
+def test_a_list_lowers_its_threshold_only_on_a_sample_that_proves_it() -> None:
+    conf = np.linspace(0.5, 0.89, 200)
+    right = np.ones(200, bool)
+    # 200 right answers below the model's 0.9: the lower bound clears 0.97 (0.985).
+    assert list_threshold(conf, right, 0.97, 0.9) == pytest.approx(0.5)
+    # 60 are too few to prove 0.97 at 95% (lower bound 0.951).
+    assert list_threshold(conf[:60], right[:60], 0.97, 0.9) == 0.9
+    # Errors at the low end push the list's threshold above them.
+    right[:40] = False
+    t = list_threshold(conf, right, 0.97, 0.9)
+    assert conf[35] <= t < 0.9  # one error at most above it (160 right of 161)
+    # Entries already above the model's threshold say nothing about the ones below it.
+    assert list_threshold(np.full(300, 0.95), np.ones(300, bool), 0.97, 0.9) == 0.9
+
+
+def test_the_sample_decides_first_and_its_threshold_codes_the_rest() -> None:
+    rng = np.random.default_rng(11)
+    n = 400
+    proba = np.tile([0.8, 0.1, 0.1], (n, 1))  # sure enough of 0101, right everywhere
+    data = SourceData(proba, np.array(["0101"] * n, dtype=object), unit_rows(rng.random((n, 4))))
+    rules = Rules(model=0.9, carry_same=1.01, carry_other=1.01)
+    curve = simulate(data, CLASSES, rules, "value", np.random.default_rng(0), sample=150)
+    assert curve.decisions_to_code_all() == 150
+    assert curve.own_threshold == pytest.approx(0.8)
+    assert (curve.relaxed, curve.relaxed_wrong) == (250, 0)
+    # Half of them wrong: the sample proves nothing, every entry is decided.
+    data.truth[::2] = "0201"
+    curve = simulate(data, CLASSES, rules, "value", np.random.default_rng(0), sample=150)
+    assert curve.relaxed == 0 and curve.own_threshold == 0.9
+    assert curve.decisions_to_code_all() == n
