@@ -126,7 +126,7 @@ class Coder:
         ids = list(record_ids) if record_ids is not None else [None] * len(texts)
         declared = list(languages) if languages is not None else [None] * len(texts)
         keys = [dedupe_key(t) for t in texts]
-        self.sync_decided()
+        self.sync_decided(wait=False)
         memory = self.queue.memory_lookup_items(sorted(set(keys))) if self.queue else {}
         model_idx = [i for i, k in enumerate(keys) if k not in memory]
         model_results = self.predictor.classify(
@@ -168,16 +168,21 @@ class Coder:
             return [[] for _ in texts]
         return self.predictor.decided_neighbours(texts, self.decided, k)
 
-    def sync_decided(self, full: bool = False) -> None:
+    def sync_decided(self, full: bool = False, wait: bool = True) -> None:
         """Bring the decided examples in step with the review store.
 
         Pulls what was decided since the last pull (from a little before it, see
         :data:`DECIDED_OVERLAP`); every ``decided_refresh_s`` seconds, or with ``full``,
         reloads every active entry so that retired ones leave. Each text is encoded once.
+        With ``wait=False`` (a request) nothing waits for a sync another thread is running
+        (the first load at startup encodes every decided text): the request codes with the
+        examples loaded so far.
         """
         if self.queue is None or self.decided is None:
             return
-        with self._sync_lock:
+        if not self._sync_lock.acquire(blocking=wait):
+            return
+        try:
             now = time.monotonic()
             due = self._refreshed_at is None or now - self._refreshed_at >= self.decided_refresh_s
             if full or due or self._watermark is None:
@@ -190,6 +195,8 @@ class Coder:
             if rows:
                 newest = max(r.decided_at for r in rows)
                 self._watermark = max(newest, self._watermark or newest)
+        finally:
+            self._sync_lock.release()
 
     def _apply_decided(self, rows: list[DecidedRow], full: bool) -> None:
         index = self.decided

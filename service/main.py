@@ -123,8 +123,11 @@ def start_services(services: Services) -> None:
     # Whatever is queued (API calls, jobs) gets its expected value for the "value" order.
     queue = ValuedQueue(queue, services.store, embeddings_of(predictor))
     services.coder = Coder(predictor, queue, decided_refresh_s=settings.decided_refresh_s)
-    # Reviewers' decided examples are encoded once each; pay that here, not on a request.
-    services.coder.sync_decided()
+    # Reviewers' decided examples are encoded once each (thousands take seconds): a thread
+    # loads them so the service is ready at once; requests meanwhile code with those loaded.
+    threading.Thread(
+        target=services.coder.sync_decided, name="decided-examples-load", daemon=True
+    ).start()
     services.loaded_at = utcnow()
     services.startup_seconds = time.perf_counter() - start
     services.metrics.model_info.labels(predictor.version, TAXONOMY_VERSION).set(1)

@@ -158,3 +158,20 @@ def test_bulk_rows_carry_the_decisions_they_relied_on(
         rows = list(csv.DictReader(f))
     assert [r["relied_on"] for r in rows] == [str(item), "", ""]
     assert rows[0]["iccs_code"] == CODE
+
+
+def test_a_request_does_not_wait_for_a_sync_in_progress(
+    store: ReviewStore, coders: tuple[Coder, Coder]
+) -> None:
+    """The first load at startup encodes every decided text; requests code meanwhile with the
+    examples loaded so far, and the next request after it picks up the rest."""
+    first, second = coders
+    item = decide(store, first, DECIDED, "correct", CODE)
+    second._sync_lock.acquire()  # another thread's sync (the startup load) is running
+    try:
+        (coded,) = second.code([SIMILAR], queue_review=False)
+        assert coded.result.relied_on == []  # answered without the decision, not blocked
+    finally:
+        second._sync_lock.release()
+    (coded,) = second.code([SIMILAR], queue_review=False)
+    assert coded.result.relied_on == [item]
