@@ -176,7 +176,7 @@ def double_review(
 @review.command("stats")
 @click.pass_context
 def stats_cmd(ctx: click.Context) -> None:
-    """Progress summary as JSON: remaining, reviewed today, agreement."""
+    """Progress summary as JSON: remaining, decided, auto-coded, reviewed today, agreement."""
     store = open_store(_settings(ctx))
     try:
         s = store.stats()
@@ -186,6 +186,7 @@ def stats_cmd(ctx: click.Context) -> None:
         "remaining": s.remaining,
         "remaining_occurrences": s.remaining_occurrences,
         "decided": s.decided,
+        "auto_coded": s.auto_coded,
         "reviewed_today": s.reviewed_today,
         "by_status": s.by_status,
         "pending_by_section": s.pending_by_section,

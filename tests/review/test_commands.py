@@ -95,3 +95,4 @@ def test_double_review_and_stats(setup, make_request) -> None:
     assert "flagged 2" in _run(settings, "double-review", "--batch", "b", "--share", "0.5")
     stats = json.loads(_run(settings, "stats"))
     assert stats["remaining"] == 4 and stats["inter_reviewer"]["pairs"] == 0
+    assert stats["auto_coded"] == 0 and stats["by_status"]["auto_coded"] == 0
