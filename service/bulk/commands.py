@@ -228,10 +228,13 @@ def _classify_local(
 ) -> BulkSummary:
     from service.coding import Coder
     from service.models.predictor import load_predictor
+    from service.review.rescoring import ValuedQueue, embeddings_of
 
     predictor = load_predictor(settings.registry_dir, version, int8=settings.use_int8)
     store = open_review_store(settings, required=options.to_review)
-    coder = Coder(predictor, store, decided_refresh_s=settings.decided_refresh_s)
+    # Valued like the API's: the items the file queues get their list's expected values.
+    queue = ValuedQueue(store, store, embeddings_of(predictor)) if store is not None else None
+    coder = Coder(predictor, queue, decided_refresh_s=settings.decided_refresh_s)
     # A bar only for a person watching; logs and pipes stay quiet.
     progress = _Progress() if sys.stderr.isatty() else None
     try:

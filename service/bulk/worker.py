@@ -22,6 +22,7 @@ from service.bulk.jobs import JOB_CHUNK_ROWS, JobRunner
 from service.coding import Coder
 from service.config import Settings
 from service.db import session_factory
+from service.review.rescoring import ValuedQueue, embeddings_of
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,12 @@ def build_worker(
     )
     runner = JobRunner(
         settings,
-        Coder(predictor, store, decided_refresh_s=settings.decided_refresh_s),
+        # Valued like the API's: the items a job queues get their list's expected values.
+        Coder(
+            predictor,
+            ValuedQueue(store, store, embeddings_of(predictor)),
+            decided_refresh_s=settings.decided_refresh_s,
+        ),
         session_factory(engine),
         poll_seconds=poll_seconds,
         chunk_rows=chunk_rows,

@@ -126,6 +126,31 @@ def test_to_review_queues_in_the_review_store(  # type: ignore[no-untyped-def]
     assert {i.batch for i in items} <= {"police-2018"}
 
 
+def test_items_a_file_queues_are_valued_like_the_apis(  # type: ignore[no-untyped-def]
+    write_csv, tiny_registry: Path, tmp_path: Path
+) -> None:
+    """Queue order by value: an item's priority counts the records of the similar open items
+    of its list, for items queued by ``iccs classify-file`` as for those the API queues."""
+    from sqlalchemy import select
+
+    from service.db import ReviewItem, make_engine, session_factory
+
+    src = write_csv(legacy_rows(40, distinct=8))  # near-identical wordings, one list
+    state = tmp_path / "state"
+    args = [str(src), "--text-column", "description", "--output", str(tmp_path / "o.csv")]
+    args += ["--to-review", "--batch-name", "shops", "--min-precision", "0.99"]
+    result = CliRunner().invoke(classify_file, args, obj=settings_for(tiny_registry, state))
+    assert result.exit_code == 0, result.output
+    engine = make_engine(f"sqlite:///{state / 'iccs.sqlite3'}")
+    with session_factory(engine)() as s:
+        items = s.scalars(select(ReviewItem)).all()
+    engine.dispose()
+    assert len(items) >= 2
+    own = {i.id: (1 - (i.top_confidence or 0.0)) * i.occurrences for i in items}
+    assert all(i.priority is not None and i.priority >= own[i.id] - 1e-9 for i in items)
+    assert any(i.priority > own[i.id] + 1e-9 for i in items), "no item counted a neighbour"
+
+
 def test_killed_run_resumes_to_the_same_output(  # type: ignore[no-untyped-def]
     write_csv, tiny_registry: Path, tmp_path: Path
 ) -> None:
