@@ -524,6 +524,12 @@ def evaluate_file(settings: Settings, version: str | None, input_path: Path) -> 
     }
 
 
+# Mechanisms the review simulation also reports, pooled (training/review_sim.py fit_rules):
+# carry-over alone (decisions do not join the nearest-example component), learning alone,
+# and learning at a threshold learnt on fully decided lists.
+REVIEW_VARIANTS = (("off", True), ("model", False), ("context", True))
+
+
 def review_simulation_evaluation(
     settings: Settings, version: str | None, output: Path | None, target: float = 0.97
 ) -> dict[str, Any]:
@@ -531,9 +537,16 @@ def review_simulation_evaluation(
     oracle reviewer (training/review_sim.py); writes JSON, a plot and a short report."""
     h = held_out_predictions(settings, version, national_only=True)
     proba, idx = h.national()
-    result = simulate_held_out_lists(
-        proba, h.classes, h.labels[idx], h.folds[idx], h.emb[idx], target, h.national_parts()
-    ) | {"model_version": h.version}
+    args = (proba, h.classes, h.labels[idx], h.folds[idx], h.emb[idx], target, h.national_parts())
+    result = simulate_held_out_lists(*args) | {"model_version": h.version}
+    # The same lists under the other mechanisms, pooled, for comparison.
+    result["variants"] = {}
+    for learn, carry in REVIEW_VARIANTS:
+        other = simulate_held_out_lists(*args, learn=learn, carry=carry)
+        result["variants"][f"learn={learn}, carry={'on' if carry else 'off'}"] = {
+            order: {k: v for k, v in r.items() if k != "curve"}
+            for order, r in other["pooled"].items()
+        }
     out_dir = output or h.entry / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "review_simulation.json").write_text(json.dumps(result, indent=2), "utf-8")

@@ -715,6 +715,18 @@ def review_simulation_table(result: dict[str, Any]) -> str:
         f"{v.get('machine_precision', 1.0):.3f} | {v['precision']:.3f} |"
     )
     lines.append(f"| mean over lists | | | {mean} | | | |")
+    if result.get("variants"):
+        lines += [
+            "",
+            "Other mechanisms on the same lists, pooled: decisions to code all (value order) "
+            "and the precision of machine-made codes.",
+            "",
+            "| mechanism | " + " | ".join(ORDERS) + " | machine precision (value) |",
+            "|---|" + "---|" * len(ORDERS) + "---|",
+        ]
+        for name, r in result["variants"].items():
+            shares = " | ".join(f"{r[o]['decision_share_weighted']:.1%}" for o in ORDERS)
+            lines.append(f"| {name} | {shares} | {r['value']['machine_precision']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
