@@ -25,7 +25,6 @@ from service.errors import FileFormatError
 from service.labels import NOT_AN_OFFENCE, LabelledRow
 from service.models.embedder import OnnxEncoder
 from service.models.multilingual import JoinedEncoder, MultilingualEncoder
-from service.models.neighbours import NearestExamples
 from service.models.policy import REJECTED
 from service.models.predictor import entry_normalizer, load_predictor
 from service.models.registry import Registry
@@ -231,16 +230,6 @@ def _ablations(
     return variants
 
 
-def index_space(index: NearestExamples, x: np.ndarray) -> np.ndarray:
-    """Unit rows of ``x`` in a nearest-example index's space (its principal directions, if
-    any): what :meth:`NearestExamples.scores` compares, so a dot product of two such rows is
-    the similarity a decided example would add for its class."""
-    x = np.asarray(x, dtype=np.float32)
-    if index.basis is not None and index.mean is not None:
-        x = (x - index.mean.astype(np.float32)) @ index.basis
-    return unit_rows(x).astype(np.float32)
-
-
 def recipe_oof_parts(
     texts: list[str], emb: np.ndarray, labels: np.ndarray, folds: np.ndarray, cfg: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ScoreParts]:
@@ -268,7 +257,7 @@ def recipe_oof_parts(
             bonus = scorer.neighbours.scores(emb[test])
             logits = logits + scorer.neighbour_weight * bonus
             near[np.ix_(at[test], cols)] = bonus
-            projected = index_space(scorer.neighbours, emb[test])
+            projected = scorer.neighbours.project(emb[test])
         else:
             projected = unit_rows(emb[test]).astype(np.float32)
         if space is None:

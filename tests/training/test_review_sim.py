@@ -7,7 +7,7 @@ import pytest
 
 from service.models.neighbours import NearestExamples
 from training.config import TrainConfig
-from training.evaluate import index_space, recipe_oof, recipe_oof_parts
+from training.evaluate import recipe_oof, recipe_oof_parts
 from training.review_sim import (
     Learning,
     Rules,
@@ -317,7 +317,7 @@ def test_held_out_pieces_rebuild_the_out_of_fold_probabilities() -> None:
     words = {"0101": "homicide killing", "0201": "assault hitting", "0501": "theft stealing"}
     labels = np.array([CLASSES[k % 3] for k in range(90)], dtype=object)
     texts = [f"{words[c]} case {rng.integers(0, 50)}" for c in labels]
-    emb = np.eye(24)[[k % 3 for k in range(90)]] + 0.3 * rng.standard_normal((90, 24))
+    emb = unit_rows(np.eye(24)[[k % 3 for k in range(90)]] + 0.3 * rng.standard_normal((90, 24)))
     folds = np.array([f"f{k % 4}" for k in range(90)], dtype=object)
     folds[::4] = ""  # rows always in training
     cfg = TrainConfig(
@@ -334,10 +334,10 @@ def test_held_out_pieces_rebuild_the_out_of_fold_probabilities() -> None:
     assert np.allclose(proba2, proba)
     assert np.allclose(parts.proba(parts.train_sim), proba, atol=1e-6)
     assert np.allclose(np.linalg.norm(parts.emb, axis=1), 1.0, atol=1e-5)
-    # Index-space rows compare as the index does: a row's similarity to a training row.
+    # Index-space rows (the pieces' embeddings) compare as the index does.
     train = np.flatnonzero(folds != "f1")
     index = NearestExamples(emb[train], labels[train], classes, dimensions=8)
-    q, t = index_space(index, emb[:5]), index_space(index, emb[train])
+    q, t = index.project(emb[:5]), index.project(emb[train])
     best = [(q @ t[labels[train] == c].T).max(axis=1) for c in classes]
     assert np.allclose(np.column_stack(best), index.scores(emb[:5]), atol=1e-5)
 
