@@ -718,8 +718,8 @@ def review_simulation_table(result: dict[str, Any]) -> str:
     if result.get("variants"):
         lines += [
             "",
-            "Other mechanisms on the same lists, pooled: decisions to code all (value order) "
-            "and the precision of machine-made codes.",
+            "Other mechanisms on the same lists, pooled: decisions to code all, per queue "
+            "order, and the precision of the value order's machine-made codes.",
             "",
             "| mechanism | " + " | ".join(ORDERS) + " | machine precision (value) |",
             "|---|" + "---|" * len(ORDERS) + "---|",
