@@ -125,8 +125,13 @@ class MemoryEntry(Base):
     code: Mapped[str] = mapped_column(String(20))
     item_id: Mapped[int | None] = mapped_column(ForeignKey("review_items.id"), nullable=True)
     decided_by: Mapped[str] = mapped_column(String(100))
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Indexed (migration 0008): every request's pull of new decided examples reads both.
+    decided_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    retired_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     retired_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 

@@ -57,8 +57,9 @@ class Memory(StoreBase):
     def decided_examples(self, since: datetime | None = None) -> list[DecidedRow]:
         """Decision-memory entries as labelled examples for the nearest-example component.
 
-        With ``since``: every entry (retired ones flagged) decided at or after it, for an
-        incremental pull; without: the active entries with a text. Unlike
+        With ``since``: every entry (retired ones flagged) decided or retired at or after it,
+        for an incremental pull (so a retirement reaches every instance at its next request);
+        without: the active entries with a text. Unlike
         :meth:`memory_lookup`, agreement does not matter here: it governs reusing a code for
         an identical text, while a decided example only adds evidence for similar ones.
         """
@@ -67,7 +68,7 @@ class Memory(StoreBase):
         if since is None:
             stmt = stmt.where(m.retired_at.is_(None), m.text != "")
         else:
-            stmt = stmt.where(m.decided_at >= since)
+            stmt = stmt.where(or_(m.decided_at >= since, m.retired_at >= since))
         with self._sessions() as s:
             rows = s.execute(stmt.order_by(m.decided_at, m.text_key)).all()
         return [

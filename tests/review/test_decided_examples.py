@@ -175,3 +175,21 @@ def test_a_request_does_not_wait_for_a_sync_in_progress(
         second._sync_lock.release()
     (coded,) = second.code([SIMILAR], queue_review=False)
     assert coded.result.relied_on == [item]
+
+
+def test_a_retirement_reaches_other_instances_at_their_next_request(
+    store: ReviewStore, coders: tuple[Coder, Coder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No full reload needed: the incremental pull also reads entries retired since it."""
+    import service.coding as coding
+
+    monkeypatch.setattr(coding, "DECIDED_OVERLAP", coding.timedelta(0))
+    first, second = coders
+    item = decide(store, first, DECIDED, "correct", CODE)
+    second.sync_decided()
+    decide(store, first, "a bicycle was taken from the shed at night", "correct", "050211")
+    second.sync_decided()  # the watermark moves past the first decision
+    assert second.rescore([SIMILAR])[0].relied_on == [item]
+    store.memory_retire("admin", item_id=item)
+    (res,) = second.rescore([SIMILAR])  # an incremental pull, an hour before the full one
+    assert res.relied_on == [] and len(second.decided or ()) == 1
