@@ -101,6 +101,10 @@ def service(
         "ICCS_RATE_LIMIT_PER_MINUTE": "0",
         "ICCS_INFERENCE_WORKERS": "1",
         "ICCS_KEY_CACHE_SECONDS": "0",
+        # Re-scoring after a decision codes at the service's precision: the records are queued
+        # at PRECISION, so the service's is the same, and no decision auto-codes the items the
+        # reviewers are about to decide (the near-duplicate texts here would move each other).
+        "ICCS_TARGET_PRECISION": str(PRECISION),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
