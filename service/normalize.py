@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from service.glossary import Glossary, read_glossaries
+
 if TYPE_CHECKING:
     from service.shorthand import ShorthandResolver
 
@@ -77,8 +79,12 @@ class Normalizer:
         abbreviations: dict[str, str] | None = None,
         expand: bool = True,
         shorthand: ShorthandResolver | None = None,
+        glossary: Glossary | None = None,
     ) -> None:
         self.abbreviations = dict(abbreviations or {})
+        # Glosses are read off the text before abbreviations and shorthand rewrite it (an
+        # unseen Indonesian word must not be read as English shorthand first), then appended.
+        self.glossary = glossary if glossary else None
         self.expand = expand and bool(self.abbreviations)
         # Shorthand is resolved after the table, so the table's expansions always win.
         self.shorthand = shorthand if expand else None
@@ -98,13 +104,17 @@ class Normalizer:
         paths: Iterable[Path],
         expand: bool = True,
         shorthand: ShorthandResolver | None = None,
+        glossaries: Iterable[Path] = (),
     ) -> Normalizer:
-        """Build from one or more abbreviation tables."""
-        return cls(read_abbreviations(paths), expand=expand, shorthand=shorthand)
+        """Build from one or more abbreviation tables (and glossary tables, if any)."""
+        glossary = Glossary(read_glossaries(glossaries, glossary_term_form))
+        return cls(read_abbreviations(paths), expand=expand, shorthand=shorthand, glossary=glossary)
 
     def with_shorthand(self, shorthand: ShorthandResolver | None) -> Normalizer:
-        """The same table, reading shorthand with ``shorthand``."""
-        return Normalizer(self.abbreviations, expand=self.expand, shorthand=shorthand)
+        """The same tables, reading shorthand with ``shorthand``."""
+        return Normalizer(
+            self.abbreviations, expand=self.expand, shorthand=shorthand, glossary=self.glossary
+        )
 
     def __call__(self, text: str) -> str:
         """Normalised text: lower case, statute markers unified, abbreviations expanded."""
@@ -113,6 +123,7 @@ class Normalizer:
         t = t.replace("\u2019", "'")
         t = _PUNCT.sub(" ", t)
         t = _SPACES.sub(" ", t).strip()
+        glosses = self.glossary.glosses(t) if self.glossary is not None else []
         if self.expand:
             t = _WITH_SLASH.sub("with ", t)
         if self._pattern is not None:
@@ -120,7 +131,15 @@ class Normalizer:
         t = _LONE_MARKS.sub(" ", t)
         t = t.replace("/", " / ")
         t = _SPACES.sub(" ", t).strip()
-        return self.shorthand(t) if self.shorthand is not None else t
+        if self.shorthand is not None:
+            t = self.shorthand(t)
+        return " ".join([t, *glosses]) if glosses else t
+
+
+def glossary_term_form(term: str) -> str:
+    """A glossary term in the form record text has when glosses are read off it."""
+    t = _STATUTE_MARKERS.sub("section ", unicodedata.normalize("NFKC", term).lower())
+    return _SPACES.sub(" ", _PUNCT.sub(" ", t.replace("\u2019", "'"))).strip()
 
 
 @lru_cache(maxsize=1)

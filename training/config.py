@@ -27,6 +27,10 @@ class TrainConfig:
     # Read shorthand the table does not list ("rghts" -> "rights") against the vocabulary of
     # the fine-tuning sources (measured: +1.3 points pooled section accuracy, leave-one-source-out).
     shorthand: bool = True
+    # Append the English glosses of offence terms in other languages (service/data/glossary/)
+    # to the text the model sees; the entry stores the merged table it was trained with.
+    glossary: bool = True
+    extra_glossaries: list[str] = field(default_factory=list)  # term,gloss tables of your own
     # fine-tuning
     finetune: bool = True
     finetune_sources: list[str] = field(

@@ -36,6 +36,8 @@ def write_entry(
     last, with the SHA-256 of every other file."""
     head_bundle(scorer, cfg).save(work)
     write_abbreviations(work / "abbreviations.csv", norm.abbreviations)
+    if norm.glossary is not None:
+        write_glossary(work / "glossary.csv", norm.glossary.table)
     if norm.shorthand is not None:
         norm.shorthand.save(work / "vocabulary.json")
     cfg.save(work / "config.yaml")
@@ -92,6 +94,14 @@ def write_abbreviations(path: Path, table: dict[str, str]) -> None:
         out = csv.writer(f, lineterminator="\n")
         out.writerow(["abbreviation", "expansion", "jurisdiction"])
         out.writerows([k, v, "merged"] for k, v in table.items())
+
+
+def write_glossary(path: Path, table: dict[str, str]) -> None:
+    """The merged glossary an entry was trained with, readable by ``read_glossaries``."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f, lineterminator="\n")
+        out.writerow(["term", "gloss"])
+        out.writerows(table.items())
 
 
 def _git_sha() -> str:

@@ -19,13 +19,19 @@ import numpy as np
 from scipy.special import softmax
 
 from service.config import Settings
+from service.glossary import Glossary, default_glossary_paths, read_glossaries
 from service.labels import LabelledRow
 from service.models.embedder import OnnxEncoder
 from service.models.multilingual import NAME as MULTILINGUAL_NAME
 from service.models.multilingual import MultilingualEncoder, join
 from service.models.predictor import Scorer
 from service.models.registry import Registry
-from service.normalize import Normalizer, default_abbreviations_path, read_abbreviations
+from service.normalize import (
+    Normalizer,
+    default_abbreviations_path,
+    glossary_term_form,
+    read_abbreviations,
+)
 from service.shorthand import ShorthandResolver, tokenizer_words
 from service.taxonomy import load_taxonomy
 from training.config import TrainConfig
@@ -100,7 +106,11 @@ def tuning_mask(rows: list[LabelledRow], cfg: TrainConfig) -> list[bool]:
 def normalise_corpus(rows: list[LabelledRow], cfg: TrainConfig) -> tuple[Normalizer, list[str]]:
     """The normaliser this config trains with, and every row's text through it."""
     abbr_files = [default_abbreviations_path(), *map(Path, cfg.extra_abbreviations)]
-    norm = Normalizer(read_abbreviations(abbr_files), expand=cfg.expand)
+    glossary = None
+    if cfg.glossary:
+        glossary_files = [*default_glossary_paths(), *map(Path, cfg.extra_glossaries)]
+        glossary = Glossary(read_glossaries(glossary_files, glossary_term_form))
+    norm = Normalizer(read_abbreviations(abbr_files), expand=cfg.expand, glossary=glossary)
     texts = [norm(r.text) for r in rows]
     if cfg.shorthand and cfg.expand:
         # Vocabulary from the fine-tuning sources only: no evaluation fold's words are in it,

@@ -174,7 +174,12 @@ def _text_line(manifest: dict[str, Any]) -> str:
         if cfg.get("shorthand", False)
         else ""
     )
-    return f"- Text: abbreviation table (`abbreviations.csv`) expanded{shorthand}."
+    glossary = (
+        "; English glosses of other languages' offence terms appended (`glossary.csv`)"
+        if cfg.get("glossary", False)
+        else ""
+    )
+    return f"- Text: abbreviation table (`abbreviations.csv`) expanded{shorthand}{glossary}."
 
 
 def _neighbour_line(manifest: dict[str, Any]) -> str:

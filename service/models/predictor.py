@@ -413,11 +413,14 @@ def load_predictor(
 
 def entry_normalizer(folder: Path, expand: bool = True) -> Normalizer:
     """The normaliser a registry entry was trained with: its abbreviation table, plus its
-    shorthand vocabulary when it has one (entries built before shorthand reading have none)."""
+    shorthand vocabulary and glossary when it has them (older entries have neither)."""
     vocabulary = folder / "vocabulary.json"
     shorthand = None
     if expand and vocabulary.exists():
         shorthand = ShorthandResolver.load(
             vocabulary, tokenizer_words(folder / "encoder" / "tokenizer.json")
         )
-    return Normalizer.from_files([folder / "abbreviations.csv"], expand=expand, shorthand=shorthand)
+    glossary = [folder / "glossary.csv"] if (folder / "glossary.csv").exists() else []
+    return Normalizer.from_files(
+        [folder / "abbreviations.csv"], expand=expand, shorthand=shorthand, glossaries=glossary
+    )

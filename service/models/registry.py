@@ -4,9 +4,9 @@ Layout of ``<registry>/<version>/``: ``manifest.json`` (version, ICCS version, g
 training-data hash, config, metrics, thresholds, calibration, and the SHA-256 of every other
 file of the entry), ``MODEL_CARD.md``, ``metrics.json``, ``report.md``, ``config.yaml``
 (tracked in git) and the files built by training (``encoder/``, ``head.npz``, ``head.json``,
-``abbreviations.csv``, ``vocabulary.json``; git-ignored). Nothing in an entry is a pickle, and
-nothing is loaded before every file matches its digest: whoever can write one file of an entry
-can change what it answers, never run code, and a changed file stops it loading.
+``abbreviations.csv``, ``vocabulary.json``, ``glossary.csv``; git-ignored). Nothing in an entry
+is a pickle, and nothing is loaded before every file matches its digest: whoever can write one
+file of an entry can change what it answers, never run code, and a changed file stops it loading.
 
 ``promotions.jsonl`` records every promotion; the last line is the active version, and rollback
 appends the previous one, so the history itself is never rewritten.

@@ -40,6 +40,7 @@ def test_quick_model_is_registered_and_promoted(tiny_registry):
         "config.yaml",
         "encoder/model.onnx",
         "abbreviations.csv",
+        "glossary.csv",
     ):
         assert (entry / name).exists(), name
     # No pickle anywhere: every file is listed with its SHA-256, and the entry verifies.
@@ -212,6 +213,26 @@ def test_abbreviation_table_round_trips_through_the_entry(tmp_path):
     table = {'a"b': 'x, "quoted" y', "w/": "with", "poss,cs": "possession of a substance"}
     write_abbreviations(tmp_path / "abbreviations.csv", table)
     assert read_abbreviations([tmp_path / "abbreviations.csv"]) == table
+
+
+def test_the_glossary_is_saved_and_read_when_serving(tiny_registry, tiny_predictor):
+    from service.glossary import default_glossary_paths, read_glossaries
+    from service.normalize import glossary_term_form
+
+    entry = Registry(tiny_registry).path(tiny_predictor.version)
+    shipped = read_glossaries(default_glossary_paths(), glossary_term_form)
+    assert read_glossaries([entry / "glossary.csv"]) == shipped
+    # The served model reads a Korean statute title with its English gloss appended.
+    assert tiny_predictor.normalizer("형법 제329조 절도죄").endswith(" theft")
+
+
+def test_glossary_table_round_trips_through_the_entry(tmp_path):
+    from service.glossary import read_glossaries
+    from training.entry import write_glossary
+
+    table = {"절도": "theft", "кра,ж": 'the "theft"', "pencurian": "theft"}
+    write_glossary(tmp_path / "glossary.csv", table)
+    assert read_glossaries([tmp_path / "glossary.csv"]) == table
 
 
 def test_the_entry_serves_what_training_fitted(tmp_path):

@@ -1,0 +1,88 @@
+"""Offence-term glossaries: English glosses appended to records written in other languages.
+
+The encoder is English. A Korean, Thai or Vietnamese record reaches it as words it cannot read,
+and the multilingual channel only places it roughly. The offence vocabulary of a language is a
+small, closed set, though (theft, robbery, fraud, the narcotics act, ...), so each glossary
+(``service/data/glossary/<language>.csv``: ``term,gloss``, written by us) maps it to English,
+and the normaliser appends the glosses of the terms a record contains: "형법 제329조 절도죄"
+is read as "... 절도죄 theft". The record's own words stay, for the n-grams and the multilingual
+channel.
+
+Matching: a term in a script written without spaces between words (Han, kana, Hangul, Thai) or
+with clitics glued to words (Arabic) matches anywhere; a Latin or Cyrillic term matches at the
+start of a word, which may continue (suffixes and case endings: ``краж`` matches "кражи").
+Where terms overlap, the longest wins ("특수절도" before "절도"). Every glossary applies to every
+record: short-text language identification is too unreliable to gate on, and the terms of one
+language seldom occur in another's records.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from importlib import resources
+from pathlib import Path
+
+_SPACES = re.compile(r"\s+")
+
+
+def default_glossary_paths() -> list[Path]:
+    """The glossaries shipped with the package, one per language, in name order."""
+    folder = Path(str(resources.files("service.data").joinpath("glossary")))
+    return sorted(folder.glob("*.csv")) if folder.is_dir() else []
+
+
+def _word_start_only(term: str) -> bool:
+    """Does ``term`` match only at a word start (Latin and Cyrillic scripts)?"""
+    name = unicodedata.name(term[0], "")
+    return name.startswith(("LATIN", "CYRILLIC")) or term[0].isdigit()
+
+
+def read_glossaries(
+    paths: Iterable[Path], normalise: Callable[[str], str] | None = None
+) -> dict[str, str]:
+    """Merge glossary tables (``term,gloss``); later files override earlier ones.
+
+    ``normalise`` (a callable) puts each term in the form the normaliser's text has when the
+    glossary is applied, so "พ.ร.บ." in a table matches the "พ ร บ" a record becomes.
+    """
+    table: dict[str, str] = {}
+    for path in paths:
+        with Path(path).open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not {"term", "gloss"} <= set(reader.fieldnames):
+                raise ValueError(f"{path}: a glossary needs the columns term,gloss")
+            for row in reader:
+                term = (row["term"] or "").strip()
+                gloss = _SPACES.sub(" ", (row["gloss"] or "").strip().lower())
+                if normalise is not None:
+                    term = normalise(term)
+                if term and gloss:
+                    table[term] = gloss
+    return table
+
+
+class Glossary:
+    """Finds a table's terms in normalised text and returns their glosses."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table = dict(table)
+        # Longest first: at a given position the regex takes the first alternative that
+        # matches, so the most specific term wins.
+        terms = sorted(self.table, key=len, reverse=True)
+        parts = [(r"(?<!\w)" if _word_start_only(t) else "") + re.escape(t) for t in terms if t]
+        self._pattern = re.compile("|".join(parts)) if parts else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def glosses(self, text: str) -> list[str]:
+        """Glosses of the terms in ``text``, in order of appearance, each once."""
+        if self._pattern is None:
+            return []
+        seen: dict[str, None] = {}
+        for m in self._pattern.finditer(text):
+            seen.setdefault(self.table[m.group(0)], None)
+        return list(seen)
