@@ -100,3 +100,27 @@ def test_a_shipped_glossary_is_well_formed(path: Path) -> None:
 def test_the_shipped_glossaries_cover_the_languages_the_channel_is_for() -> None:
     shipped = {p.stem for p in default_glossary_paths()}
     assert {"ko", "ja", "zh", "th", "id", "vi", "ru", "ar"} <= shipped
+
+
+def test_the_scan_finds_what_one_regular_expression_of_all_terms_finds() -> None:
+    # The reference: every term in one alternation, longest first, Latin and Cyrillic terms
+    # behind a word-start assertion; the scan must give the same glosses on any text.
+    import random
+
+    from service.glossary import _word_start_only
+
+    table = read_glossaries(default_glossary_paths(), glossary_term_form)
+    terms = sorted(table, key=len, reverse=True)
+    pattern = re.compile(
+        "|".join((r"(?<!\w)" if _word_start_only(t) else "") + re.escape(t) for t in terms)
+    )
+
+    def reference(text: str) -> list[str]:
+        return list(dict.fromkeys(table[m.group(0)] for m in pattern.finditer(text)))
+
+    g = Glossary(table)
+    rng = random.Random(7)
+    pieces = [*rng.sample(terms, 400), "x", "a", " ", "의", "ๆ", "пра", "ber", "ال", "1"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        assert g.glosses(text) == reference(text), text
