@@ -43,6 +43,9 @@ class ReviewRequest:
     batch: str | None = None
     occurrences: int = 1
     created_by: str | None = None
+    # The precision the record was coded at (a request's min_precision, else the service's):
+    # re-scoring after a decision auto-codes the item only at this precision or stricter.
+    min_precision: float | None = None
 
 
 class ReviewQueue(Protocol):
@@ -145,13 +148,17 @@ class Coder:
         for rec, text, tag in zip(out, texts, declared, strict=True):
             rec.language = resolve(text, tag)
         if self.queue is not None and queue_review:
-            self._enqueue(texts, keys, out, origin, batch, occurrences, created_by)
+            precision = min_precision or self.predictor.default_precision
+            self._enqueue(texts, keys, out, origin, batch, occurrences, created_by, precision)
         return out
 
     def rescore(self, texts: list[str], min_precision: float | None = None) -> list[Classification]:
         """The model's current answer for ``texts`` with the decided examples as they are now
-        (no decision memory, nothing queued)."""
+        (no decision memory, nothing queued), at ``min_precision`` or the service's precision,
+        whichever is stricter: what was queued at a laxer one is not auto-coded at it now."""
         self.sync_decided()
+        if min_precision is not None:
+            min_precision = max(min_precision, self.predictor.default_precision)
         return self.predictor.classify(
             texts, top_k=5, min_precision=min_precision, **self._decided_kw()
         )
@@ -227,6 +234,7 @@ class Coder:
         batch: str | None,
         occurrences: Sequence[int] | None,
         created_by: str | None = None,
+        min_precision: float | None = None,
     ) -> None:
         pending = [i for i, rec in enumerate(out) if rec.result.status == REVIEW]
         if not pending or self.queue is None:
@@ -248,6 +256,7 @@ class Coder:
                     batch=batch,
                     occurrences=occurrences[i] if occurrences is not None else 1,
                     created_by=created_by,
+                    min_precision=min_precision,
                 )
             )
         for i, review_id in zip(pending, self.queue.enqueue(requests), strict=True):

@@ -84,6 +84,9 @@ class ReviewItem(Base):
     # times the records the decision would settle, its own and those of the similar pending
     # items of its list. Kept by service.review.rescoring; NULL for items queued before.
     priority: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    # The strictest precision any of its records was coded at (migration 0009): re-scoring
+    # auto-codes the item only at this precision or the service's, whichever is stricter.
+    min_precision: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditEntry(Base):

@@ -114,6 +114,11 @@ def seen_status(now: datetime) -> Any:
     )
 
 
+def strictest(a: float | None, b: float | None) -> float | None:
+    """The stricter of two precisions (None: not given)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
 def base_value(top_confidence: float | None, occurrences: int) -> float:
     """Expected value of a decision counting the item's own records only."""
     return (1.0 - (top_confidence or 0.0)) * occurrences
@@ -168,7 +173,13 @@ class Queue(StoreBase):
         for r in items:
             m = merged.get(r.text_key)
             merged[r.text_key] = (
-                r if m is None else replace(m, occurrences=m.occurrences + r.occurrences)
+                r
+                if m is None
+                else replace(
+                    m,
+                    occurrences=m.occurrences + r.occurrences,
+                    min_precision=strictest(m.min_precision, r.min_precision),
+                )
             )
         keys = sorted(merged)
         known: dict[str, ReviewContribution] = {}
@@ -230,14 +241,18 @@ class Queue(StoreBase):
                 open_items.setdefault((it.text_key, it.batch), it)
         new: list[tuple[ReviewItem, ReviewRequest]] = []
         grow: dict[int, int] = {}
+        stricter: dict[int, float] = {}
         now = utcnow()
         for req in items:
             found = open_items.get((req.text_key, req.batch))
             if found is not None:
                 if found.id is not None:
                     grow[found.id] = grow.get(found.id, 0) + req.occurrences
+                    if req.min_precision is not None:
+                        stricter[found.id] = max(stricter.get(found.id, 0.0), req.min_precision)
                 else:
                     found.occurrences += req.occurrences
+                    found.min_precision = strictest(found.min_precision, req.min_precision)
                 picked.append(found)
                 continue
             item = ReviewItem(
@@ -255,6 +270,7 @@ class Queue(StoreBase):
                 # What can be known without the model; the similar items of its list are
                 # added by service.review.rescoring (refresh_values).
                 priority=base_value(req.top_confidence, req.occurrences),
+                min_precision=req.min_precision,
                 section=section_of(req.top_code),
                 model_version=req.model_version,
                 reviews_required=1,
@@ -266,13 +282,20 @@ class Queue(StoreBase):
         for item_id, n in sorted(grow.items()):
             # An increment in SQL, not a write-back of what was read: another instance may be
             # adding to the same item. An item decided meanwhile is not grown: start over.
+            values: dict[str, Any] = {
+                "occurrences": ReviewItem.occurrences + n,
+                "priority": func.coalesce(ReviewItem.priority, 0.0) + uncertainty_sql() * n,
+            }
+            if item_id in stricter:
+                p = stricter[item_id]
+                current = ReviewItem.min_precision
+                values["min_precision"] = case(
+                    (or_(current.is_(None), current < p), p), else_=current
+                )
             res = s.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item_id, ReviewItem.status.in_(OPEN_STATUSES))
-                .values(
-                    occurrences=ReviewItem.occurrences + n,
-                    priority=func.coalesce(ReviewItem.priority, 0.0) + uncertainty_sql() * n,
-                )
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ from service.labels import NOT_AN_OFFENCE
 from service.models.decided import DecidedRow
 from service.models.policy import AUTO
 from service.models.predictor import Classification
-from service.review.queue import Queue
+from service.review.queue import Queue, strictest
 from service.review.values import (
     AUTO_CODED,
     DECIDED,
@@ -111,6 +111,7 @@ class OpenItem:
     occurrences: int
     top_confidence: float | None
     priority: float | None = None
+    min_precision: float | None = None  # what its records were coded at (None: before 0009)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class Rescoring(Queue):
                 return []
             t = ReviewItem
             rows = s.execute(
-                select(t.id, t.text, t.occurrences, t.top_confidence)
+                select(t.id, t.text, t.occurrences, t.top_confidence, t.min_precision)
                 .where(
                     ListKey.of(item).where(),
                     t.status == PENDING,
@@ -161,7 +162,7 @@ class Rescoring(Queue):
                 .order_by(t.occurrences.desc(), t.id)
                 .limit(limit)
             ).all()
-        return [OpenItem(int(i), str(x), int(n), c) for i, x, n, c in rows]
+        return [OpenItem(int(i), str(x), int(n), c, min_precision=p) for i, x, n, c, p in rows]
 
     def open_items_of(self, key: ListKey, limit: int = LIST_LIMIT) -> list[OpenItem]:
         """Open items of a list (pending, claimed, disputed), the most records first."""
@@ -439,8 +440,15 @@ def rescore_after_decision(
         candidates = candidates[:MAX_RESCORED]
     outcome = RescoreOutcome()
     if candidates:
-        results = coder.rescore([c.text for c in candidates], min_precision=min_precision)
-        rescores = [_rescore_of(c, r) for c, r in zip(candidates, results, strict=True)]
+        # Each item at the precision its records were coded at, or the call's if stricter:
+        # one model pass per precision.
+        by_precision: dict[float | None, list[OpenItem]] = {}
+        for c in candidates:
+            by_precision.setdefault(strictest(c.min_precision, min_precision), []).append(c)
+        rescores = []
+        for p, group in by_precision.items():
+            results = coder.rescore([c.text for c in group], min_precision=p)
+            rescores += [_rescore_of(c, r) for c, r in zip(group, results, strict=True)]
         outcome = store.apply_rescores(rescores, trigger=item_id)
     if embed is not None:
         refresh_values(store, embed, ListKey.of(item))

@@ -27,6 +27,7 @@ class CountingPredictor:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.version = inner.version
+        self.default_precision = inner.default_precision
         self.calls: list[list[str]] = []
 
     def classify(self, texts: list[str], top_k: int = 5, min_precision: float | None = None):  # type: ignore[no-untyped-def]

@@ -32,9 +32,11 @@ class FakeCoder:
     def __init__(self, answers: dict[str, Answer] | None = None) -> None:
         self.answers = answers or {}
         self.asked: list[list[str]] = []
+        self.precisions: list[float | None] = []
 
     def rescore(self, texts: list[str], min_precision: float | None = None) -> list[Answer]:
         self.asked.append(list(texts))
+        self.precisions.append(min_precision)
         default = Answer([sugg("020111", 0.5)], None, REVIEW)
         return [self.answers.get(t, default) for t in texts]
 

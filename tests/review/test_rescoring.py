@@ -399,3 +399,59 @@ def test_a_rejection_rescores_nothing_but_refreshes_values(
     out = rescore_after_decision(store, coder, a, embed=embed)
     assert coder.asked == [] and out.considered == 0
     assert store.get(b).priority == pytest.approx(0.5)  # r1 is settled: no longer counted
+
+
+def test_each_item_is_rescored_at_the_precision_its_records_were_coded_at(
+    store: ReviewStore, make_request: Any
+) -> None:
+    from dataclasses import replace
+
+    at = {"decided": None, "strict": 0.99, "default": None, "lax": 0.9}
+    ids = dict(
+        zip(
+            at,
+            store.enqueue(
+                [
+                    replace(make_request(f"customs act sec {n}", batch="l"), min_precision=p)
+                    for n, p in enumerate(at.values())
+                ]
+            ),
+            strict=True,
+        )
+    )
+    assert store.get(ids["strict"]).min_precision == 0.99
+    store.decide(ids["decided"], "alice", "correct", code="08051")
+    coder = FakeCoder()
+    rescore_after_decision(store, coder, ids["decided"], min_precision=0.95)
+    asked = {p: sorted(texts) for p, texts in zip(coder.precisions, coder.asked, strict=True)}
+    # The stricter of the item's and the call's; an item from before migration 0009 (None)
+    # gets the call's.
+    assert asked == {
+        0.99: ["customs act sec 1"],
+        0.95: ["customs act sec 2", "customs act sec 3"],
+    }
+
+
+def test_a_growing_item_keeps_the_strictest_precision_of_its_records(
+    store: ReviewStore, make_request: Any
+) -> None:
+    from dataclasses import replace
+
+    req = make_request("open container", batch="l")
+    (item_id,) = store.enqueue([replace(req, min_precision=0.95)])
+    store.enqueue([replace(req, min_precision=0.9)])
+    assert store.get(item_id).min_precision == 0.95
+    store.enqueue([replace(req, min_precision=0.99)])
+    item = store.get(item_id)
+    assert item.min_precision == 0.99 and item.occurrences == 3
+    # Within one call too, and through a run's contributions.
+    (other,) = set(
+        store.enqueue(
+            [
+                replace(make_request("b", batch="m"), min_precision=0.9),
+                replace(make_request("b", batch="m"), min_precision=0.97),
+            ],
+            source="run-1",
+        )
+    )
+    assert store.get(other).min_precision == 0.97

@@ -60,3 +60,24 @@ def test_a_correction_rescores_and_may_auto_code_its_neighbours(
     # The decided item is the nearest decided example of its neighbours.
     (near,) = coder.decided_neighbours([TEXTS[2]], k=1)
     assert [(n.item_id, n.code) for n in near] == [(a.id, CODE)]
+
+
+def test_rescoring_is_never_laxer_than_the_service(store: ReviewStore, tiny_predictor: Any) -> None:
+    coder = Coder(tiny_predictor, store)
+    texts = TEXTS + ["Burglary of a dwelling at night", "Possession of cannabis"]
+    default = coder.rescore(texts)
+    laxer = coder.rescore(texts, min_precision=0.5)
+    assert [r.status for r in laxer] == [r.status for r in default]
+    strict = coder.rescore(texts, min_precision=0.999)
+    assert "auto" not in {r.status for r in strict}
+
+
+def test_coding_queues_items_with_the_precision_they_were_coded_at(
+    store: ReviewStore, tiny_predictor: Any
+) -> None:
+    coder = Coder(tiny_predictor, store)
+    strict = coder.code(TEXTS[:1], batch="a", min_precision=0.999)[0]
+    default = coder.code(TEXTS[1:2], batch="b")[0]
+    assert store.get(strict.review_id).min_precision == 0.999  # type: ignore[arg-type]
+    if default.review_id is not None:
+        assert store.get(default.review_id).min_precision == tiny_predictor.default_precision

@@ -347,6 +347,7 @@ class _FakePredictor:
     """Stands in for the model: everything goes to review with fixed suggestions."""
 
     version = "fake-1"
+    default_precision = 0.95
 
     def decided_index(self) -> None:
         return None  # no nearest-example component to add decided examples to
