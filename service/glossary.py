@@ -11,9 +11,12 @@ channel.
 Matching: a term in a script written without spaces between words (Han, kana, Hangul, Thai) or
 with clitics glued to words (Arabic) matches anywhere; a Latin or Cyrillic term matches at the
 start of a word, which may continue (suffixes and case endings: ``краж`` matches "кражи").
-Where terms overlap, the longest wins ("특수절도" before "절도"). Every glossary applies to every
-record: short-text language identification is too unreliable to gate on, and the terms of one
-language seldom occur in another's records.
+Where terms overlap, the longest wins ("특수절도" before "절도"). Matching ignores what
+writers often leave out or spell either way: Latin diacritics (Vietnamese typed without its tone
+marks, "trom cap" for "trộm cắp"; such a term must match a whole word), ё against е, and the
+Arabic hamza seats, tāʾ marbūṭa, alif maqṣūra, tatweel and short vowels. Every glossary applies
+to every record: short-text language identification is too unreliable to gate on, and the terms
+of one language seldom occur in another's records.
 """
 
 from __future__ import annotations
@@ -26,6 +29,29 @@ from importlib import resources
 from pathlib import Path
 
 _SPACES = re.compile(r"\s+")
+
+
+def _folding_table() -> dict[int, str | None]:
+    """``str.translate`` table of the spelling variants matching ignores (see the module)."""
+    table: dict[int, str | None] = {}
+    for start, end in ((0x00C0, 0x024F), (0x1E00, 0x1EFF)):  # Latin letters with marks
+        for cp in range(start, end + 1):
+            base = unicodedata.normalize("NFD", chr(cp))[0]
+            if base != chr(cp) and base.isascii() and base.isalpha():
+                table[cp] = base.lower()
+    table.update({ord("đ"): "d", ord("Đ"): "d", ord("ё"): "е", ord("Ё"): "е"})
+    table.update({ord(c): "ا" for c in "أإآٱ"})
+    table.update({ord("ى"): "ي", ord("ة"): "ه", ord("ـ"): None})
+    table.update({cp: None for cp in range(0x064B, 0x0653)})  # Arabic short vowels, shadda
+    return table
+
+
+_FOLDING = _folding_table()
+
+
+def fold(text: str) -> str:
+    """``text`` with the spelling variants glossary matching ignores folded away."""
+    return text.translate(_FOLDING)
 
 
 def default_glossary_paths() -> list[Path]:
@@ -75,9 +101,21 @@ class Glossary:
 
     def __init__(self, table: dict[str, str]) -> None:
         self.table = {t: g for t, g in table.items() if len(t) >= 2}
-        index: dict[str, list[tuple[str, bool]]] = {}
-        for term in sorted(self.table, key=len, reverse=True):
-            index.setdefault(term[:2], []).append((term, _word_start_only(term)))
+        # Matching runs on folded text against folded terms. Where two terms fold alike
+        # ("giết", "giet"), the first listed keeps its gloss. A Latin term that folding changed
+        # must match a whole word: "côn đồ" read as "con do" must not match "con dolo".
+        self._folded: dict[str, str] = {}
+        whole_word: set[str] = set()
+        for term, gloss in self.table.items():
+            folded = fold(term)
+            if len(folded) >= 2 and folded not in self._folded:
+                self._folded[folded] = gloss
+                if folded != term and _is_latin(folded):
+                    whole_word.add(folded)
+        index: dict[str, list[tuple[str, bool, bool]]] = {}
+        for term in sorted(self._folded, key=len, reverse=True):
+            entry = (term, _word_start_only(term), term in whole_word)
+            index.setdefault(term[:2], []).append(entry)
         self._index = index
 
     def __bool__(self) -> bool:
@@ -85,20 +123,32 @@ class Glossary:
 
     def glosses(self, text: str) -> list[str]:
         """Glosses of the terms in ``text``, in order of appearance, each once."""
+        text = fold(text)
         seen: dict[str, None] = {}
         index, i, end = self._index, 0, len(text) - 1
         while i < end:
             found = None
-            for term, word_start in index.get(text[i : i + 2], ()):
-                if text.startswith(term, i) and not (word_start and i and _is_word(text[i - 1])):
-                    found = term
-                    break
+            for term, word_start, word_end in index.get(text[i : i + 2], ()):
+                if not text.startswith(term, i):
+                    continue
+                if word_start and i and _is_word(text[i - 1]):
+                    continue
+                after = i + len(term)
+                if word_end and after < len(text) and _is_word(text[after]):
+                    continue
+                found = term
+                break
             if found is None:
                 i += 1
             else:
-                seen.setdefault(self.table[found], None)
+                seen.setdefault(self._folded[found], None)
                 i += len(found)
         return list(seen)
+
+
+def _is_latin(term: str) -> bool:
+    """Is ``term`` written in the Latin script (judged by its first character)?"""
+    return unicodedata.name(term[0], "").startswith("LATIN")
 
 
 def _is_word(char: str) -> bool:
