@@ -13,7 +13,8 @@ with clitics glued to words (Arabic) matches anywhere; a Latin or Cyrillic term 
 start of a word, which may continue (suffixes and case endings: ``краж`` matches "кражи").
 Where terms overlap, the longest wins ("특수절도" before "절도"). Matching ignores what
 writers often leave out or spell either way: Latin diacritics (Vietnamese typed without its tone
-marks, "trom cap" for "trộm cắp"; such a term must match a whole word), ё against е, and the
+marks, "trom cap" for "trộm cắp"; such a term must match a whole word, as must a Latin term of
+four letters or fewer, "atm" not in "atmospheric"), ё against е, and the
 Arabic hamza seats, tāʾ marbūṭa, alif maqṣūra, tatweel and short vowels. Every glossary applies
 to every record: short-text language identification is too unreliable to gate on, and the terms
 of one language seldom occur in another's records.
@@ -29,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 _SPACES = re.compile(r"\s+")
+_SHORT = 4  # a Latin term this long or shorter matches whole words only
 
 
 def _folding_table() -> dict[int, str | None]:
@@ -103,14 +105,15 @@ class Glossary:
         self.table = {t: g for t, g in table.items() if len(t) >= 2}
         # Matching runs on folded text against folded terms. Where two terms fold alike
         # ("giết", "giet"), the first listed keeps its gloss. A Latin term that folding changed
-        # must match a whole word: "côn đồ" read as "con do" must not match "con dolo".
+        # must match a whole word: "côn đồ" read as "con do" must not match "con dolo". So must
+        # a short Latin term (an abbreviation, mostly): "atm" must not gloss "atmospheric".
         self._folded: dict[str, str] = {}
         whole_word: set[str] = set()
         for term, gloss in self.table.items():
             folded = fold(term)
             if len(folded) >= 2 and folded not in self._folded:
                 self._folded[folded] = gloss
-                if folded != term and _is_latin(folded):
+                if _is_latin(folded) and (folded != term or len(folded) <= _SHORT):
                     whole_word.add(folded)
         index: dict[str, list[tuple[str, bool, bool]]] = {}
         for term in sorted(self._folded, key=len, reverse=True):

@@ -43,6 +43,13 @@ def test_latin_and_cyrillic_terms_match_only_at_a_word_start() -> None:
     assert g.glosses("xpencurian") == []
 
 
+def test_a_short_latin_term_matches_only_a_whole_word() -> None:
+    g = Glossary({"atm": "cash machine", "краж": "theft"})
+    assert g.glosses("skimmer on atm") == ["cash machine"]
+    assert g.glosses("pollution atmosphérique") == []
+    assert g.glosses("кражи") == ["theft"]  # Cyrillic stems keep their case endings
+
+
 def test_each_gloss_is_given_once_in_order_of_appearance() -> None:
     g = Glossary(TABLE | {"ลักทรัพย์": "theft"})
     assert g.glosses("ยาบ้า ลักทรัพย์ ยาบ้า ลักทรัพย์") == ["methamphetamine", "theft"]
@@ -120,7 +127,8 @@ def test_the_shipped_glossaries_cover_the_languages_the_channel_is_for() -> None
 
 def test_the_scan_finds_what_one_regular_expression_of_all_terms_finds() -> None:
     # The reference: every folded term in one alternation, longest first, Latin and Cyrillic
-    # terms behind a word-start assertion (and a word-end one for Latin terms folding changed),
+    # terms behind a word-start assertion (and a word-end one for Latin terms folding changed
+    # and short Latin terms),
     # run on the folded text; the scan must give the same glosses on any text.
     import random
 
@@ -132,7 +140,7 @@ def test_the_scan_finds_what_one_regular_expression_of_all_terms_finds() -> None
     for term, gloss in shipped.items():
         if fold(term) not in table:
             table[fold(term)] = gloss
-            if fold(term) != term and _is_latin(term):
+            if _is_latin(term) and (fold(term) != term or len(fold(term)) <= 4):
                 whole.add(fold(term))
     terms = sorted(table, key=len, reverse=True)
 
