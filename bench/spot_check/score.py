@@ -6,7 +6,8 @@
 
 Prints a Markdown table (expected code, suggested code, status, confidence, the deepest level at
 which they agree) and the counts per level. A record counts at a level when the suggestion and the
-expected code share that level's prefix ("not_an_offence" only matches itself); where we wrote
+expected code share that level's prefix ("not_an_offence" only matches itself, or a record
+rejected as not an offence); where we wrote
 the expected code at a shallower level (unsure of the class), a suggestion under it counts as
 exact.
 """
@@ -42,11 +43,14 @@ def main(path: str) -> None:
     print("| id | text | expected | suggested | status | confidence | agrees at |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        levels = agreement(r["expected"], r["iccs_code"])
+        # A record the model scores as not an offence is rejected with that reason; its
+        # iccs_code is only the best of the offence codes.
+        suggested = "not_an_offence" if r.get("reason") == "not_an_offence" else r["iccs_code"]
+        levels = agreement(r["expected"], suggested)
         for name in levels:
             counts[name] += 1
         print(
-            f"| {r['id']} | {r['text']} | {r['expected']} | {r['iccs_code']} | {r['status']} "
+            f"| {r['id']} | {r['text']} | {r['expected']} | {suggested} | {r['status']} "
             f"| {float(r['confidence'] or 0):.2f} | {levels[-1] if levels else '-'} |"
         )
     print()
