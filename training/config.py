@@ -12,6 +12,7 @@ from service.config import HIGHEST_PRECISION, LOWEST_PRECISION
 from training.corpus.sources import calibration_folds as source_folds
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+BASE_ENCODERS = ("minilm", "mpnet")
 
 
 @dataclass
@@ -32,6 +33,9 @@ class TrainConfig:
     glossary: bool = True
     extra_glossaries: list[str] = field(default_factory=list)  # term,gloss tables of your own
     # fine-tuning
+    # Base sentence encoder (training.encoders): "minilm" (all-MiniLM-L6-v2, the production
+    # base) or "mpnet" (all-mpnet-base-v2, about 6x the CPU cost per text).
+    base_encoder: str = "minilm"
     finetune: bool = True
     finetune_sources: list[str] = field(
         default_factory=lambda: ["iccs_manual", "iccs_index", "handwritten", "review"]
@@ -78,6 +82,10 @@ class TrainConfig:
     int8_agreement: float = 0.99
 
     def __post_init__(self) -> None:
+        if self.base_encoder not in BASE_ENCODERS:
+            raise ValueError(
+                f"base_encoder must be one of {sorted(BASE_ENCODERS)}, not {self.base_encoder!r}"
+            )
         # The service refuses a model it could not serve at this target (Settings' bounds).
         if not LOWEST_PRECISION <= self.target_precision <= HIGHEST_PRECISION:
             raise ValueError(
@@ -87,8 +95,14 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        """Read a YAML config; unknown keys are an error (typos must not pass silently)."""
+        """Read a YAML config; unknown keys are an error (typos must not pass silently).
+        ``extends: NAME`` starts from the shipped config NAME and overrides its keys."""
         data: dict[str, Any] = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+        parent = data.pop("extends", None)
+        if parent is not None:
+            if Path(path).resolve() == (CONFIG_DIR / f"{parent}.yaml").resolve():
+                raise ValueError(f"training config {path} extends itself")
+            data = {**cls.named(str(parent)).to_dict(), **data}
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:

@@ -80,9 +80,15 @@ def unpack_verified(pieces: list[Path], cache: Path, name: str, sha256: str) -> 
     return target
 
 
+def base_encoder_path(name: str) -> Path:
+    """Folder of the base encoder ``minilm`` or ``mpnet`` (verified, offline)."""
+    from training.finetune import base_model_path
+
+    return {"minilm": base_model_path, "mpnet": mpnet_path}[name]()
+
+
 def load_sentence_transformer(name: str, max_seq_length: int, device: str = "cpu"):  # type: ignore[no-untyped-def]
     """``minilm`` or ``mpnet`` as a SentenceTransformer, offline, in fp32."""
-    from training.finetune import base_model_path, load_base_model
+    from training.finetune import load_base_model
 
-    path = {"minilm": base_model_path, "mpnet": mpnet_path}[name]()
-    return load_base_model(max_seq_length, device=device, path=path)
+    return load_base_model(max_seq_length, device=device, path=base_encoder_path(name))

