@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -37,6 +38,7 @@ from service.taxonomy import load_taxonomy
 from training.config import TrainConfig
 from training.corpus.assemble import LABELLED_DIR, assemble, corpus_hash
 from training.corpus.manual import category_texts, exclusions
+from training.encoders import base_encoder_path
 from training.entry import summary, write_entry
 from training.export import check_parity, choose_int8, export_encoder
 from training.finetune import (
@@ -249,6 +251,7 @@ def train_and_register(
             with step("review_simulation"):
                 metrics["review_simulation"] = review_simulation(corpus, fitted, calibration, emb)
         metrics["timings_seconds"] = step.total()
+        save_out_of_fold(work / OUT_OF_FOLD, corpus, fitted)
         write_entry(
             work,
             version,
@@ -268,6 +271,31 @@ def train_and_register(
     if promote:
         registry.promote(version)
     return version
+
+
+OUT_OF_FOLD = "out_of_fold.npz"
+
+
+def save_out_of_fold(path: Path, corpus: Corpus, fitted: Fitted) -> None:
+    """The evaluation rows' out-of-fold logits, keyed by a hash of each row's source and key
+    (no text), so that two entries built on one corpus can be compared row by row later
+    (``bench/cascade.py``)."""
+    held = np.flatnonzero(fitted.all_folds != "")
+    keys = [
+        hashlib.sha256(f"{r.source}\x1f{r.source_key}".encode()).hexdigest()[:16]
+        for r in (corpus.rows[i] for i in held)
+    ]
+    np.savez_compressed(
+        path,
+        row_keys=np.array(keys),
+        folds=fitted.all_folds[held].astype(str),
+        national=fitted.folds[held] != "",  # the rows the headline figures are on
+        groups=corpus.groups[held].astype(str),
+        languages=np.array([corpus.rows[i].language for i in held]),
+        labels=corpus.labels[held].astype(str),
+        classes=fitted.classes.astype(str),
+        logits=fitted.oof[held].astype(np.float32),
+    )
 
 
 def assemble_corpus(settings: Settings, cfg: TrainConfig, labelled_dir: Path) -> Corpus:
@@ -294,8 +322,9 @@ def assemble_corpus(settings: Settings, cfg: TrainConfig, labelled_dir: Path) ->
 def tune_encoder(settings: Settings, cfg: TrainConfig, corpus: Corpus, out: Path) -> Any:
     """Step 2: the sentence encoder, fine-tuned on sources no evaluation fold belongs to (so
     leave-one-source-out never tests on text the encoder was tuned on), or the base one."""
+    base = base_encoder_path(cfg.base_encoder)
     if not cfg.finetune:
-        return load_base_model(cfg.max_seq_length)
+        return load_base_model(cfg.max_seq_length, path=base)
     triplets = finetune_triplets(settings, cfg, corpus.norm, corpus.rows, corpus.texts)
     return finetune(
         triplets,
@@ -306,6 +335,7 @@ def tune_encoder(settings: Settings, cfg: TrainConfig, corpus: Corpus, out: Path
         max_seq_length=cfg.max_seq_length,
         max_steps=cfg.max_steps,
         seed=cfg.seed,
+        base_model=base,
     )
 
 

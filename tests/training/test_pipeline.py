@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -293,3 +294,37 @@ def test_models_cli(tiny_registry):
     assert missing.exit_code != 0 and "model_not_found" in missing.output
     ensure = runner.invoke(main, ["models", "ensure"], env=env)
     assert ensure.exit_code == 0 and "nothing to do" in ensure.output
+
+
+def test_out_of_fold_logits_are_saved_without_text(tiny_registry):
+    reg = Registry(tiny_registry)
+    entry = reg.path(reg.active())
+    with np.load(entry / "out_of_fold.npz") as oof:
+        n, classes = len(oof["row_keys"]), oof["classes"]
+        assert n > 0 and len(set(oof["row_keys"])) == n  # one key per evaluation row
+        assert oof["logits"].shape == (n, len(classes))
+        for name in ("folds", "national", "groups", "languages", "labels"):
+            assert len(oof[name]) == n, name
+        assert (oof["folds"] != "").all()
+        assert set(oof["labels"]) <= set(classes)
+        # Keys are hashes, so the file carries no text of the data directory.
+        assert all(len(k) == 16 and int(k, 16) >= 0 for k in oof["row_keys"])
+
+
+def test_the_configured_base_encoder_is_the_one_tuned(monkeypatch, tmp_path):
+    import training.pipeline as pipeline
+    from training.config import TrainConfig
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "base_encoder_path", lambda name: tmp_path / name)
+    monkeypatch.setattr(pipeline, "finetune_triplets", lambda *a: ["t"])
+    monkeypatch.setattr(pipeline, "finetune", lambda t, out, **kw: seen.update(kw) or "tuned")
+    monkeypatch.setattr(
+        pipeline, "load_base_model", lambda n, path: seen.update(frozen=path) or "frozen"
+    )
+    cfg, corpus = TrainConfig(base_encoder="mpnet"), SimpleNamespace(norm=0, rows=[], texts=[])
+    assert pipeline.tune_encoder(None, cfg, corpus, tmp_path / "o") == "tuned"
+    assert seen["base_model"] == tmp_path / "mpnet"
+    cfg.finetune = False
+    assert pipeline.tune_encoder(None, cfg, corpus, tmp_path / "o") == "frozen"
+    assert seen["frozen"] == tmp_path / "mpnet"
