@@ -85,8 +85,9 @@ QUANT_RECIPES: dict[str, str | None] = {
     "all_matmuls_per_channel": None,
     "keep_ffn_output_fp32": r"layer\.\d+/output/dense/",
     "keep_ffn_fp32": r"layer\.\d+/(intermediate|output)/dense/",
+    # BERT names the attention output attention/output/dense, MPNet attention/attn/o.
     "keep_ffn_and_attention_output_fp32": (
-        r"layer\.\d+/(intermediate|output|attention/output)/dense/"
+        r"layer\.\d+/((intermediate|output|attention/output)/dense|attention/attn/o)/"
     ),
 }
 
