@@ -5,7 +5,7 @@ single-record latency of ``Coder.code`` (the API's path without HTTP) at concurr
 interleaved rounds so a busy neighbour slows every model alike. Texts are the project's own
 hand-written records (every language), shuffled with a fixed seed.
 
-    .venv/bin/python bench/models_compare.py --model OLD --model NEW [--texts 3000]
+    .venv/bin/python bench/models_compare.py --model OLD --model NEW [--texts 3000] [--int8]
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=3000)
     ap.add_argument("--single", type=int, default=300, help="single-record calls per round")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--int8", action="store_true", help="Serve each entry's int8 encoder.")
     a = ap.parse_args()
     settings = Settings()
     pool = texts(a.texts + a.single * a.rounds * len(a.model) + 64)
@@ -56,7 +57,7 @@ def main() -> None:
     coders = {}
     for version in a.model:
         started = time.perf_counter()
-        predictor = load_predictor(settings.registry_dir, version, threads=1)
+        predictor = load_predictor(settings.registry_dir, version, threads=1, int8=a.int8)
         coders[version] = Coder(predictor)
         coders[version].code(rest[:64])  # warm
         print(f"{version}: loaded in {time.perf_counter() - started:.2f} s", flush=True)
