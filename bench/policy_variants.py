@@ -6,12 +6,17 @@ each figure is what a new jurisdiction would see:
 - ``today``: the served policy, per-level thresholds plus the target map fitted on the other
   sources' rows pooled (training/policy_sim.py);
 - ``no_map``: the per-level thresholds alone;
+- ``worst_source``: the target map fitted so that every other source, not their pooled rows,
+  reaches the target;
 - ``by_similarity``: thresholds and target map learnt separately per band of the row's best
   similarity to a training example (the nearest-example component's own similarity): a text
   unlike anything the model was trained on gets the thresholds of such texts.
 
     .venv/bin/python bench/policy_variants.py --save state/held_out_parts.npz
     .venv/bin/python bench/policy_variants.py --load state/held_out_parts.npz
+    .venv/bin/python bench/policy_variants.py --entry VERSION  # its out_of_fold.npz
+
+``--entry`` reads the logits the training run saved (no similarities, so no ``by_similarity``).
 
 Prints coverage and precision pooled over rows, the unweighted mean over sources and each
 source, at targets 0.90, 0.95 and 0.97.
@@ -47,6 +52,8 @@ def held_out(args: argparse.Namespace) -> dict[str, np.ndarray]:
     if args.load:
         d = np.load(args.load, allow_pickle=False)
         return {k: d[k] for k in d.files}
+    if args.entry:
+        return from_entry(args.entry)
     from service.config import Settings
     from training.evaluate import held_out_predictions
 
@@ -64,14 +71,44 @@ def held_out(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return out
 
 
-def variants(replay: PolicyReplay, folds: np.ndarray, sim: np.ndarray) -> dict[str, Variant]:
+def from_entry(version: str) -> dict[str, np.ndarray]:
+    """The national lists' rows of an entry's ``out_of_fold.npz``, calibrated."""
+    from scipy.special import softmax
+
+    from service.config import Settings
+
+    folder = Settings().registry_dir / version
+    temperature = json.loads((folder / "manifest.json").read_text("utf-8"))["calibration"][
+        "temperature"
+    ]
+    with np.load(folder / "out_of_fold.npz", allow_pickle=False) as z:
+        national = z["national"]
+        return {
+            "proba": softmax(z["logits"][national] / temperature, axis=1),
+            "classes": z["classes"],
+            "truth": z["labels"][national],
+            "folds": z["folds"][national],
+        }
+
+
+def variants(replay: PolicyReplay, folds: np.ndarray, sim: np.ndarray | None) -> dict[str, Variant]:
     """Each variant: (rows scored, rows to learn from, target) -> outcome on the scored rows."""
 
-    def learnt(inside: np.ndarray, others: np.ndarray, p: float, use_map: bool) -> Outcome:
+    def learnt(
+        inside: np.ndarray, others: np.ndarray, p: float, use_map: bool, worst: bool = False
+    ) -> Outcome:
         curves = replay.curves(others)
-        eff = effective_target(fit_target_map(replay, folds, others), p) if use_map else p
+        tmap = fit_target_map(replay, folds, others, worst_source=worst)
+        eff = effective_target(tmap, p) if use_map else p
         return replay.outcome(inside, {lvl: c.threshold_for(eff) for lvl, c in curves.items()})
 
+    found: dict[str, Variant] = {
+        "today": lambda i, o, p: learnt(i, o, p, use_map=True),
+        "no_map": lambda i, o, p: learnt(i, o, p, use_map=False),
+        "worst_source": lambda i, o, p: learnt(i, o, p, use_map=True, worst=True),
+    }
+    if sim is None:
+        return found
     band = np.digitize(sim, BANDS)
 
     def by_similarity(inside: np.ndarray, others: np.ndarray, p: float) -> Outcome:
@@ -83,11 +120,7 @@ def variants(replay: PolicyReplay, folds: np.ndarray, sim: np.ndarray) -> dict[s
                 auto, right = auto + a, right + r
         return int(inside.sum()), auto, right
 
-    return {
-        "today": lambda i, o, p: learnt(i, o, p, use_map=True),
-        "no_map": lambda i, o, p: learnt(i, o, p, use_map=False),
-        "by_similarity": by_similarity,
-    }
+    return found | {"by_similarity": by_similarity}
 
 
 def rates(n: int, auto: int, right: int) -> list[float]:
@@ -101,12 +134,13 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="registry version (default: promoted)")
     ap.add_argument("--save", type=Path, help="write the held-out pieces here for --load")
     ap.add_argument("--load", type=Path, help="read held-out pieces written by --save")
+    ap.add_argument("--entry", help="read this registry version's out_of_fold.npz")
     args = ap.parse_args()
     d = held_out(args)
     folds = d["folds"]
     replay = PolicyReplay(d["proba"], d["classes"].astype(object), d["truth"].astype(object))
     sources = sorted(set(folds))
-    for name, fit in variants(replay, folds, d["best_similarity"]).items():
+    for name, fit in variants(replay, folds, d.get("best_similarity")).items():
         per: dict[str, dict[str, list[float]]] = {}
         pooled = {p: np.zeros(3, dtype=int) for p in TARGETS}
         for s in sources:

@@ -91,3 +91,25 @@ def test_thresholds_apply_the_map():
     plain = Thresholds({4: curve}).at(0.9)[4]
     mapped = Thresholds({4: curve}, [[0.8, 0.85], [0.99, 0.995]]).at(0.9)[4]
     assert mapped > plain
+
+
+def test_a_worst_source_map_is_never_laxer_and_guards_the_blunt_source():
+    parts = [_fake(800, 3, 4.0), _fake(800, 4, 4.0), _fake(800, 5, 1.5)]
+    proba = np.vstack([p for p, _ in parts])
+    truth = np.concatenate([t for _, t in parts])
+    folds = np.repeat(np.array(["a", "b", "blunt"], dtype=object), 800)
+    replay = PolicyReplay(proba, CLASSES, truth)
+    pooled, worst = fit_target_map(replay, folds), fit_target_map(replay, folds, worst_source=True)
+    assert all(w >= p for (_, p), (_, w) in zip(pooled, worst, strict=True))
+    assert any(w > p for (_, p), (_, w) in zip(pooled, worst, strict=True))
+    # Thresholds learnt on the sharp sources: the worst-source map is stricter on the blunt one.
+    inside = folds == "blunt"
+    curves = replay.curves(~inside)
+
+    def blunt_precision(tmap: list[list[float]]) -> float:
+        eff = effective_target(tmap, 0.9)
+        th = {lvl: c.threshold_for(eff) for lvl, c in curves.items()}
+        _, auto, right = replay.outcome(inside, th)
+        return right / auto if auto else 1.0
+
+    assert blunt_precision(worst) >= blunt_precision(pooled)
