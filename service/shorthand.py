@@ -13,6 +13,11 @@ vocabulary word it most plausibly abbreviates:
 The vocabulary is built at training time from the sources no evaluation fold holds out and is
 stored with the model, so serving and training read text the same way. Tokens shorter than three
 letters, numbers and known words are never touched.
+
+The reading is English code-list shorthand, so only English rows' words are candidates; words of
+the other languages' rows are known (never rewritten, never a reading: "esc" is "escape", not
+Spanish "escuela"), and a text with a letter outside ASCII (an accent, another script) is left
+as it is: vowel-dropping rules rewrite Vietnamese "qua" or Indonesian "ayat" into English.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _WORD = re.compile(r"[a-z]+")
+_NON_ASCII_LETTER = re.compile(r"[^\W\d_a-z]")  # after lower-casing: accents, other scripts
 _VOWELS = frozenset("aeiouy")
 _INF = float("inf")
 # Unknown tokens read as shorthand per text: offence texts hold a handful; junk holds hundreds.
@@ -70,9 +76,11 @@ class ShorthandResolver:
         known_words: Iterable[str] = (),
         min_count: int = 2,
         max_cost: float = 3.0,
+        other_language_words: Iterable[str] = (),
     ) -> None:
-        self.vocabulary = dict(vocabulary)
-        self.known_words = frozenset(known_words)
+        self.vocabulary = dict(vocabulary)  # English words and their counts: the candidates
+        self.other_language_words = frozenset(other_language_words) - set(self.vocabulary)
+        self.known_words = frozenset(known_words) | self.other_language_words
         self.max_cost = max_cost
         self._by_first: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for word, count in self.vocabulary.items():
@@ -84,9 +92,19 @@ class ShorthandResolver:
         self._cached_resolve = functools.lru_cache(maxsize=_CACHE_LIMIT)(self._resolve)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], known_words: Iterable[str] = ()) -> ShorthandResolver:
-        """Vocabulary counted over already-normalised texts."""
-        return cls(Counter(w for t in texts for w in _WORD.findall(t)), known_words)
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        known_words: Iterable[str] = (),
+        other_language_texts: Iterable[str] = (),
+    ) -> ShorthandResolver:
+        """Vocabulary counted over already-normalised English texts; the words of
+        ``other_language_texts`` are known but never a reading."""
+        return cls(
+            Counter(w for t in texts for w in _WORD.findall(t)),
+            known_words,
+            other_language_words={w for t in other_language_texts for w in _WORD.findall(t)},
+        )
 
     def resolve(self, token: str) -> str:
         """The word ``token`` abbreviates, or ``token`` itself."""
@@ -115,6 +133,8 @@ class ShorthandResolver:
         search of the vocabulary), so a text of junk costs a bounded amount; the cut is by
         position, never by what is cached, so a text always reads the same.
         """
+        if _NON_ASCII_LETTER.search(text):
+            return text
         budget = _MAX_UNKNOWN_PER_TEXT
 
         def replace(match: re.Match[str]) -> str:
@@ -130,13 +150,17 @@ class ShorthandResolver:
         return _WORD.sub(replace, text)
 
     def save(self, path: Path) -> None:
-        """Write the vocabulary (word counts) the resolver reads with."""
-        Path(path).write_text(json.dumps(self.vocabulary, sort_keys=True), "utf-8")
+        """Write the vocabulary (English word counts, other languages' words) it reads with."""
+        data = {"words": self.vocabulary, "other_language_words": sorted(self.other_language_words)}
+        Path(path).write_text(json.dumps(data, sort_keys=True), "utf-8")
 
     @classmethod
     def load(cls, path: Path, known_words: Iterable[str] = ()) -> ShorthandResolver:
-        """Read a vocabulary written by :meth:`save`."""
-        return cls(json.loads(Path(path).read_text("utf-8")), known_words)
+        """Read a vocabulary written by :meth:`save` (or, from older entries, bare counts)."""
+        data = json.loads(Path(path).read_text("utf-8"))
+        if "words" not in data or not isinstance(data["words"], dict):
+            return cls(data, known_words)
+        return cls(data["words"], known_words, other_language_words=data["other_language_words"])
 
 
 def _in_order(token: str, word: str) -> bool:

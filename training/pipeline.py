@@ -117,9 +117,15 @@ def normalise_corpus(rows: list[LabelledRow], cfg: TrainConfig) -> tuple[Normali
     if cfg.shorthand and cfg.expand:
         # Vocabulary from the fine-tuning sources only: no evaluation fold's words are in it,
         # so leave-one-source-out still tests on text the model never read.
+        tuning = [
+            (t, r.language == "en")
+            for t, r, ok in zip(texts, rows, tuning_mask(rows, cfg), strict=True)
+            if ok
+        ]
         shorthand = ShorthandResolver.from_texts(
-            [t for t, ok in zip(texts, tuning_mask(rows, cfg), strict=True) if ok],
+            [t for t, english in tuning if english],
             tokenizer_words(base_model_path() / "tokenizer.json"),
+            other_language_texts=[t for t, english in tuning if not english],
         )
         norm = norm.with_shorthand(shorthand)
         texts = [shorthand(t) for t in texts]

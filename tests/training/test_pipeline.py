@@ -151,9 +151,11 @@ def test_nearest_examples_are_saved_and_used(tiny_predictor):
 
 def test_shorthand_vocabulary_is_saved_and_read_when_serving(tiny_registry, tiny_predictor):
     entry = Registry(tiny_registry).path(tiny_predictor.version)
-    vocabulary = json.loads((entry / "vocabulary.json").read_text())
+    saved = json.loads((entry / "vocabulary.json").read_text())
+    vocabulary = saved["words"]
     shorthand = tiny_predictor.normalizer.shorthand
     assert shorthand is not None and shorthand.vocabulary == vocabulary
+    assert shorthand.other_language_words == set(saved["other_language_words"])
 
     # Frequent training words with their vowels dropped are read as words when served.
     def skeleton(w: str) -> str:

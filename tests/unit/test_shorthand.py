@@ -78,3 +78,32 @@ def test_tokenizer_words_keeps_whole_ascii_words(tmp_path: Path):
         "utf-8",
     )
     assert tokenizer_words(path) == {"prove"}
+
+
+def test_other_languages_words_are_known_but_never_a_reading(tmp_path: Path):
+    r = ShorthandResolver.from_texts(
+        ["escape from custody", "escape from prison", "school zone"],
+        other_language_texts=["robo cerca de la escuela", "escuela escuela"],
+    )
+    assert "escuela" not in r.vocabulary and "escuela" in r.other_language_words
+    assert r("esc custody") == "escape custody"  # not "escuela"
+    assert r("robo cerca escuela") == "robo cerca escuela"  # seen words are left alone
+    r.save(tmp_path / "vocabulary.json")
+    again = ShorthandResolver.load(tmp_path / "vocabulary.json")
+    assert again.other_language_words == r.other_language_words
+    assert again("esc escuela") == "escape escuela"
+
+
+def test_a_text_with_letters_outside_ascii_is_left_alone():
+    r = ShorthandResolver({"quackery": 5, "conduct": 9, "during": 6})
+    assert r("qua condct") == "quackery conduct"
+    assert r("trộm cắp qua condct") == "trộm cắp qua condct"  # Vietnamese: no English reading
+    assert r("robo con violación condct") == "robo con violación condct"
+
+
+def test_a_vocabulary_saved_as_bare_counts_still_loads(tmp_path: Path):
+    path = tmp_path / "vocabulary.json"
+    path.write_text('{"conduct": 3, "during": 2, "words": 4}', "utf-8")
+    r = ShorthandResolver.load(path)
+    assert r.vocabulary == {"conduct": 3, "during": 2, "words": 4}
+    assert r("condct drng") == "conduct during"
