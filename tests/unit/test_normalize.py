@@ -9,6 +9,9 @@ def test_police_shorthand_expands():
     assert n("POSS CS W/INT SELL") == "possession controlled substance with intent to sell"
     assert n("B&E RES NIGHT") == "breaking and entering residence night"
     assert n("THEFT FR MV") == "theft from motor vehicle"
+    # "acc" is an accident, except before what one accesses (longest entry wins).
+    assert n("LEAVE SCENE OF ACC") == "leave scene of accident"
+    assert n("USE ACC CARD W/O CONSENT") == "use access card without consent"
 
 
 def test_statute_references_unified():
