@@ -18,7 +18,8 @@ optimistic; the frozen encoders' are not.
 
 Encoders: ``finetuned`` (the promoted entry's ONNX encoder), ``minilm`` (all-MiniLM-L6-v2 as
 shipped), ``mpnet`` (all-mpnet-base-v2 from its PyPI parts, SHA-256 verified), ``usem``
-(Universal Sentence Encoder multilingual v3), and ``a+b`` for the two concatenated.
+(Universal Sentence Encoder multilingual v3), ``a+b`` for the two concatenated, and ``a*w`` for
+one scaled by ``w`` (``finetuned+usem*1.5`` is ``multilingual_weight: 1.5``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def embed(name: str, texts: list[str], cache: Path, entry: Path) -> np.ndarray:
     """Unit-norm embeddings of ``texts`` by one encoder, cached on disk by content hash."""
     if "+" in name:
         return np.hstack([embed(part, texts, cache, entry) for part in name.split("+")])
+    if "*" in name:  # "usem*1.5": a channel scaled as `multilingual_weight` scales it
+        base, weight = name.split("*")
+        return embed(base, texts, cache, entry) * np.float32(float(weight))
     tag = entry.name if name == "finetuned" else name
     key = hashlib.sha256(("\n".join(texts) + "\0" + tag).encode("utf-8")).hexdigest()[:16]
     path = cache / f"{name}-{key}.npy"

@@ -163,9 +163,16 @@ def recipe_oof(
     """Leave-one-source-out probabilities of the model recipe (temperature fitted on them)."""
     classes = np.array(sorted(set(labels)), dtype=object)
     oof = out_of_fold_logits(texts, emb, labels, folds, classes, cfg)
-    cal = calibrate(oof, classes, labels, calibration_rows(folds), cfg)
+    national = calibration_rows(folds)
+    # Only hand-written folds held out (`--hw-only`): nothing to calibrate on, and the
+    # temperature does not change a row's top code.
+    temperature = (
+        calibrate(oof, classes, labels, national, cfg)["temperature"]
+        if (national != "").any()
+        else 1.0
+    )
     held = np.flatnonzero(folds != "")
-    return softmax(oof[held] / cal["temperature"], axis=1), classes, held
+    return softmax(oof[held] / temperature, axis=1), classes, held
 
 
 def coverage_points(
@@ -528,20 +535,28 @@ def review_simulation_evaluation(
     proba, idx = h.national()
     args = (proba, h.classes, h.labels[idx], h.folds[idx], h.emb[idx], target, h.national_parts())
     result = simulate_held_out_lists(*args) | {"model_version": h.version}
+    # The issue's target is the finished table's precision: the same lists under that policy.
+    result["table_policy"] = simulate_held_out_lists(*args, policy="table")
     # The same lists under the other mechanisms, pooled, for comparison.
     result["variants"] = {}
     for learn, carry in REVIEW_VARIANTS:
         other = simulate_held_out_lists(*args, learn=learn, carry=carry)
-        result["variants"][f"learn={learn}, carry={'on' if carry else 'off'}"] = {
-            order: {k: v for k, v in r.items() if k != "curve"}
-            for order, r in other["pooled"].items()
-        }
+        result["variants"][f"learn={learn}, carry={'on' if carry else 'off'}"] = _pooled_figures(
+            other
+        )
     out_dir = output or h.entry / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "review_simulation.json").write_text(json.dumps(result, indent=2), "utf-8")
     plot_review_curves(result, out_dir / "review_simulation.png")
     (out_dir / "review_simulation.md").write_text(review_simulation_table(result), "utf-8")
     return result
+
+
+def _pooled_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """A review simulation's pooled figures per queue order, without the curves."""
+    return {
+        order: {k: v for k, v in r.items() if k != "curve"} for order, r in result["pooled"].items()
+    }
 
 
 def evaluate_command(
@@ -555,10 +570,11 @@ def evaluate_command(
     """Entry point of ``iccs evaluate``."""
     if simulate_review:
         sim = review_simulation_evaluation(settings, version, output)
-        return {"model_version": sim["model_version"]} | {
-            order: {k: v for k, v in r.items() if k != "curve"}
-            for order, r in sim["pooled"].items()
-        }
+        return (
+            {"model_version": sim["model_version"]}
+            | _pooled_figures(sim)
+            | {"table_policy": _pooled_figures(sim["table_policy"])}
+        )
     if input_path is not None:
         result = evaluate_file(settings, version, input_path)
         if output:

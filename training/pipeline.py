@@ -428,16 +428,23 @@ def leave_one_source_out_metrics(
 def review_simulation(
     corpus: Corpus, fitted: Fitted, calibration: dict[str, Any], emb: np.ndarray
 ) -> dict[str, Any]:
-    """Step 8: how many human decisions code each held-out list whole at 0.97 precision
-    (training/review_sim.py; `iccs evaluate --simulate-review` draws the curves)."""
+    """Step 8: how many human decisions code each held-out list whole at 0.97 precision, of
+    every machine-made code and of the finished table (``table_policy``; training/review_sim.py;
+    `iccs evaluate --simulate-review` draws the curves)."""
     held = np.flatnonzero(fitted.folds != "")
     proba = softmax(fitted.oof[held] / calibration["temperature"], axis=1)
-    result = simulate_held_out_lists(
-        proba, fitted.classes, corpus.labels[held], fitted.folds[held], emb[held]
-    )
+    args = (proba, fitted.classes, corpus.labels[held], fitted.folds[held], emb[held])
+    result = simulate_held_out_lists(*args)
+    result["table_policy"] = simulate_held_out_lists(*args, policy="table")
     log.info(
-        "review simulation, decisions to code every held-out list: %s",
-        {o: r["decision_share_weighted"] for o, r in result["pooled"].items()},
+        "review simulation, decisions to code every held-out list (every code / the table at "
+        "0.97): %s",
+        {
+            o: (r["decision_share_weighted"], table["decision_share_weighted"])
+            for (o, r), table in zip(
+                result["pooled"].items(), result["table_policy"]["pooled"].values(), strict=True
+            )
+        },
     )
     return result
 

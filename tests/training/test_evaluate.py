@@ -121,12 +121,16 @@ def test_simulate_review_writes_the_curves_and_compares_three_queue_orders(
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert set(summary) == {"model_version", "confidence", "random", "value"}
+    assert set(summary) == {"model_version", "confidence", "random", "value", "table_policy"}
     full = json.loads((out / "review_simulation.json").read_text())
     assert full["target_precision"] == 0.97
-    for order in ("confidence", "random", "value"):
-        pooled = full["pooled"][order]
-        assert pooled["curve"]["coded_share"][-1] == pytest.approx(1.0)
-        assert 0.0 <= pooled["decision_share_weighted"] <= 1.0
+    assert full["table_policy"]["mechanism"]["policy"] == "table"
+    for run in (full, full["table_policy"]):
+        for order in ("confidence", "random", "value"):
+            pooled = run["pooled"][order]
+            assert pooled["curve"]["coded_share"][-1] == pytest.approx(1.0)
+            assert 0.0 <= pooled["decision_share_weighted"] <= 1.0
     assert (out / "review_simulation.png").stat().st_size > 0
-    assert "| **pooled** |" in (out / "review_simulation.md").read_text()
+    report = (out / "review_simulation.md").read_text()
+    assert report.count("| **pooled** |") == 2
+    assert "## The target on the finished table" in report

@@ -13,6 +13,7 @@ from training.review_sim import (
     Rules,
     ScoreParts,
     SourceData,
+    budget_threshold,
     context_confidence,
     fit_rules,
     list_threshold,
@@ -54,6 +55,38 @@ def test_threshold_for_is_the_lowest_score_reaching_the_target() -> None:
     correct = np.r_[np.ones(50, bool), np.zeros(50, bool)]
     assert threshold_for(scores, correct, 0.99) == pytest.approx(scores[49])
     assert threshold_for(scores, np.zeros(100, bool), 0.9) > 1.0  # never auto-code
+
+
+def test_budget_threshold_spends_the_error_budget_on_the_whole_list() -> None:
+    scores = np.linspace(1.0, 0.0, 100)
+    correct = np.ones(100, bool)
+    correct[[10, 30, 50, 70, 90]] = False
+    # 2% of 100 rows: the set may hold two wrong codes, so it stops before the third (50).
+    assert budget_threshold(scores, correct, 0.02) == pytest.approx(scores[49])
+    assert budget_threshold(scores, correct, 0.05) == pytest.approx(scores[99])
+    assert budget_threshold(scores[:30], np.zeros(30, bool), 0.01) > 1.0  # nothing to spend
+
+
+def _scored_list(rng: np.random.Generator, n: int) -> SourceData:
+    """A list whose top code is right with probability equal to its confidence."""
+    conf = rng.uniform(0.4, 1.0, n)
+    proba = np.column_stack([conf, (1 - conf) / 2, (1 - conf) / 2])
+    truth = np.where(rng.random(n) < conf, CLASSES[0], CLASSES[1]).astype(object)
+    return SourceData(proba, truth, unit_rows(rng.standard_normal((n, 8))))
+
+
+def test_table_policy_auto_codes_more_and_keeps_the_table_at_the_target() -> None:
+    rng = np.random.default_rng(7)
+    lists = {f"list{k}": _scored_list(rng, 400) for k in range(4)}
+    codes = simulate_review(lists, CLASSES, target=0.97, carry=False)["pooled"]["value"]
+    table = simulate_review(lists, CLASSES, target=0.97, carry=False, policy="table")
+    pooled = table["pooled"]["value"]
+    assert table["mechanism"]["policy"] == "table"
+    assert pooled["auto_at_start_share"] > codes["auto_at_start_share"]
+    assert pooled["decision_share_weighted"] < codes["decision_share_weighted"]
+    assert pooled["precision"] >= 0.97
+    assert pooled["machine_precision"] < 0.97  # the budget is spent on machine codes
+    assert codes["machine_precision"] >= 0.97
 
 
 def test_every_entry_is_coded_and_oracle_decisions_are_right() -> None:
@@ -340,6 +373,21 @@ def test_held_out_pieces_rebuild_the_out_of_fold_probabilities() -> None:
     q, t = index.project(emb[:5]), index.project(emb[train])
     best = [(q @ t[labels[train] == c].T).max(axis=1) for c in classes]
     assert np.allclose(np.column_stack(best), index.scores(emb[:5]), atol=1e-5)
+
+
+def test_hand_written_folds_alone_are_scored_without_a_temperature() -> None:
+    # bench/encoder_compare.py --hw-only: no national list held out, nothing to calibrate on.
+    rng = np.random.default_rng(11)
+    words = {"0101": "homicide killing", "0201": "assault hitting", "0501": "theft stealing"}
+    labels = np.array([CLASSES[k % 3] for k in range(60)], dtype=object)
+    texts = [f"{words[c]} case {rng.integers(0, 50)}" for c in labels]
+    emb = unit_rows(np.eye(24)[[k % 3 for k in range(60)]] + 0.3 * rng.standard_normal((60, 24)))
+    folds = np.array([f"hw-fold{k % 2}" if k % 3 else "" for k in range(60)], dtype=object)
+    cfg = TrainConfig(include_reference=False, max_features=300, max_iter=40)
+    proba, classes, held = recipe_oof(texts, emb, labels, folds, cfg)
+    assert (held == np.flatnonzero(folds != "")).all()
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert (classes[proba.argmax(axis=1)] == labels[held]).mean() > 0.9
 
 
 def test_a_list_lowers_its_threshold_only_on_a_sample_that_proves_it() -> None:
