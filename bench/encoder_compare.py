@@ -140,6 +140,14 @@ def main() -> None:
         "code and data as the entry's config would train (glossaries included)",
     )
     ap.add_argument("--no-glossary", action="store_true", help="with --text config: no glossary")
+    ap.add_argument(
+        "--other-script",
+        default=None,
+        metavar="A,B",
+        help="for a+b encoders: records in Cyrillic, Arabic, Thai, Hangul, kana or Han get the "
+        "first channel times A and the rest times B (other_script_primary_weight and "
+        "other_script_multilingual_weight with multilingual_weight 1)",
+    )
     ap.add_argument("--cache", type=Path, default=Path("state/embedding_cache"))
     ap.add_argument("--output", type=Path, default=Path("bench/out/encoder_compare.json"))
     args = ap.parse_args()
@@ -191,6 +199,16 @@ def main() -> None:
     }
     for name in args.encoder:
         emb = embed(name, texts, args.cache, entry)
+        if args.other_script and "+" in name:
+            from service.language import in_other_script
+
+            first = embed(name.split("+")[0], texts, args.cache, entry).shape[1]
+            a, b = (float(x) for x in args.other_script.split(","))
+            other = np.array([in_other_script(t) for t in texts])
+            emb = emb.copy()
+            emb[np.ix_(other, np.arange(first))] *= np.float32(a)
+            emb[np.ix_(other, np.arange(first, emb.shape[1]))] *= np.float32(b)
+            name = f"{name} (other scripts {a:g},{b:g})"
         for recipe in args.recipe or ["frozen"]:
             t0 = time.perf_counter()
             proba, classes, idx = recipe_oof(texts, emb, labels, folds, recipes[recipe])

@@ -34,6 +34,21 @@ _SCRIPTS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Letters of the scripts the English encoder's Latin vocabulary cannot read: Cyrillic, Arabic,
+# Thai, Hangul, kana and Han (service/models/multilingual.py weighs such records' channels).
+_OTHER_SCRIPT = re.compile(
+    "[\u0400-\u04ff\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
+    "\u0e00-\u0e7f\u1100-\u11ff\u3130-\u318f\uac00-\ud7af\u3040-\u30ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+)
+
+
+def in_other_script(text: str) -> bool:
+    """Whether ``text`` holds a letter in a script other than Latin that agencies write in
+    (Cyrillic, Arabic, Thai, Hangul, kana, Han)."""
+    return _OTHER_SCRIPT.search(text) is not None
+
+
 @dataclass(frozen=True)
 class Language:
     """A record's language: ISO 639-1 code, how sure, and where it came from."""

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from service.config import HIGHEST_PRECISION, LOWEST_PRECISION
+from service.models.multilingual import ChannelWeights
 from training.corpus.sources import calibration_folds as source_folds
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -52,6 +53,11 @@ class TrainConfig:
     # them against the English channel.
     multilingual_encoder: str | None = None
     multilingual_weight: float = 1.0
+    # Records in a script the English encoder cannot read (Cyrillic, Arabic, Thai, Hangul, kana,
+    # Han): their English channel scaled by this, their multilingual one by the next (null:
+    # ``multilingual_weight``); service/models/multilingual.py ``ChannelWeights``.
+    other_script_primary_weight: float = 1.0
+    other_script_multilingual_weight: float | None = None
     # head
     char_ngrams: bool = True
     ngram_range: tuple[int, int] = (2, 5)
@@ -115,6 +121,14 @@ class TrainConfig:
     def named(cls, name: str) -> TrainConfig:
         """A config shipped in ``training/configs``."""
         return cls.load(CONFIG_DIR / f"{name}.yaml")
+
+    def channel_weights(self) -> ChannelWeights:
+        """How the multilingual channel is joined to the English one."""
+        return ChannelWeights(
+            self.multilingual_weight,
+            self.other_script_primary_weight,
+            self.other_script_multilingual_weight,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping (for the manifest and the saved YAML)."""

@@ -90,6 +90,8 @@ def head_bundle(scorer: Scorer, cfg: TrainConfig) -> HeadBundle:
         neighbour_weight=scorer.neighbour_weight,
         multilingual_encoder=cfg.multilingual_encoder,
         multilingual_weight=cfg.multilingual_weight,
+        other_script_primary_weight=cfg.other_script_primary_weight,
+        other_script_multilingual_weight=cfg.other_script_multilingual_weight,
     )
 
 

@@ -343,7 +343,7 @@ def held_out_predictions(
     texts = [norm(r.text) for r in rows]
     encoder: OnnxEncoder | JoinedEncoder = OnnxEncoder(entry / "encoder", int8=False)
     if cfg.multilingual_encoder:
-        encoder = JoinedEncoder(encoder, MultilingualEncoder(), cfg.multilingual_weight)
+        encoder = JoinedEncoder(encoder, MultilingualEncoder(), cfg.channel_weights())
     emb = encoder.encode(texts)
     proba_all, classes, idx_all, parts_all = recipe_oof_parts(texts, emb, labels, all_folds, cfg)
     return HeldOut(

@@ -180,8 +180,10 @@ def choose_int8(
         quantize(enc_dir, recipe)
         emb8 = OnnxEncoder(enc_dir, int8=True).encode(sub)
         if multilingual is not None:
-            # The multilingual channel (already joined and scaled) is the same either way.
-            emb8 = np.hstack([emb8, emb[sample][:, -multilingual.dimension :]])
+            # The multilingual channel (already joined and scaled) is the same either way; the
+            # English one takes its per-script scale as in join().
+            scale, _ = cfg.channel_weights().per_row(sub)
+            emb8 = np.hstack([emb8 * scale, emb[sample][:, -multilingual.dimension :]])
         p8 = classes[np.argmax(scorer.logits(sub, emb8), axis=1)]
         tried[recipe] = float(np.mean(p32 == p8))
         log.info("int8 recipe %s: top-1 agreement %.4f", recipe, tried[recipe])

@@ -363,7 +363,7 @@ def embed(
     the embeddings the service computes."""
     emb = OnnxEncoder(enc_dir, int8=False).encode(texts)
     if multilingual is not None:
-        emb = join(emb, multilingual.encode(texts), cfg.multilingual_weight)
+        emb = join(emb, multilingual.encode(texts), texts, cfg.channel_weights())
     return emb
 
 

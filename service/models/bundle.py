@@ -18,6 +18,7 @@ import numpy as np
 
 from service.errors import ModelIntegrityError
 from service.models.linear_head import LinearHead
+from service.models.multilingual import ChannelWeights
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
 
@@ -47,6 +48,16 @@ class HeadBundle:
     neighbour_weight: float
     multilingual_encoder: str | None = None
     multilingual_weight: float = 1.0
+    other_script_primary_weight: float = 1.0
+    other_script_multilingual_weight: float | None = None
+
+    def channel_weights(self) -> ChannelWeights:
+        """How the multilingual channel is joined to the English one (as in training)."""
+        return ChannelWeights(
+            self.multilingual_weight,
+            self.other_script_primary_weight,
+            self.other_script_multilingual_weight,
+        )
 
     def save(self, folder: Path) -> list[Path]:
         """Write ``head.npz`` and ``head.json`` into ``folder``; return their paths."""
@@ -69,6 +80,8 @@ class HeadBundle:
             neighbour_weight=float(self.neighbour_weight),
             multilingual_encoder=self.multilingual_encoder,
             multilingual_weight=float(self.multilingual_weight),
+            other_script_primary_weight=float(self.other_script_primary_weight),
+            other_script_multilingual_weight=self.other_script_multilingual_weight,
         )
         for key, value in arrays.items():
             if value.dtype.hasobject:  # would need pickle to read back
@@ -110,4 +123,7 @@ class HeadBundle:
             neighbour_weight=float(meta["neighbour_weight"]),
             multilingual_encoder=meta["multilingual_encoder"],
             multilingual_weight=float(meta["multilingual_weight"]),
+            # Entries written before per-script weights joined both channels alike.
+            other_script_primary_weight=float(meta.get("other_script_primary_weight", 1.0)),
+            other_script_multilingual_weight=meta.get("other_script_multilingual_weight"),
         )

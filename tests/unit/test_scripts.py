@@ -1,8 +1,10 @@
 """Records in non-Latin scripts survive normalisation, count as words and get a language."""
 
+import numpy as np
 import pytest
 
-from service.language import UNDETERMINED, detect, resolve
+from service.language import UNDETERMINED, detect, in_other_script, resolve
+from service.models.multilingual import ChannelWeights, join
 from service.models.policy import unusable_text_reason
 from service.normalize import Normalizer, dedupe_key
 
@@ -61,3 +63,37 @@ def test_client_tag_wins_and_is_reduced_to_its_language():
     assert (got.code, got.source) == ("pt", "client")
     with pytest.raises(ValueError):
         resolve("x", "not a tag!")
+
+
+@pytest.mark.parametrize(
+    "text,other",
+    [
+        ("theft of a bicycle", False),
+        ("pencurian kendaraan bermotor", False),
+        ("trộm cắp tài sản", False),
+        ("robo con intimidación", False),
+        ("кража имущества", True),
+        ("السرقة بالإكراه", True),
+        ("ลักทรัพย์", True),
+        ("강도살인 형법 제338조", True),
+        ("窃盗 theft", True),
+        ("ひき逃げ", True),
+    ],
+)
+def test_other_scripts_are_those_the_english_encoder_cannot_read(text, other):
+    assert in_other_script(text) is other
+
+
+def test_channel_weights_scale_only_the_records_in_other_scripts():
+    texts = ["theft of a bicycle", "절도", "кража"]
+    primary = np.ones((3, 2), dtype=np.float32)
+    multilingual = np.ones((3, 3), dtype=np.float32)
+    plain = join(primary, multilingual, texts, ChannelWeights(1.5))
+    assert plain.shape == (3, 5) and plain.dtype == np.float32
+    np.testing.assert_array_equal(plain[:, :2], 1.0)
+    np.testing.assert_array_equal(plain[:, 2:], 1.5)
+    split = join(primary, multilingual, texts, ChannelWeights(1.0, 0.5, 2.0))
+    np.testing.assert_array_equal(split[0], [1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(split[1:, :2], 0.5)
+    np.testing.assert_array_equal(split[1:, 2:], 2.0)
+    assert join(primary[:0], multilingual[:0], [], ChannelWeights()).shape == (0, 5)
