@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.labels import NOT_AN_OFFENCE
 from service.language import Language, resolve
@@ -46,6 +46,9 @@ class ReviewRequest:
     # The precision the record was coded at (a request's min_precision, else the service's):
     # re-scoring after a decision auto-codes the item only at this precision or stricter.
     min_precision: float | None = None
+    # The precision of the finished table when the record is an entry of a list coded as a
+    # correspondence table (None: every code must reach min_precision); re-scoring keeps it.
+    table_precision: float | None = None
 
 
 class ReviewQueue(Protocol):
@@ -120,11 +123,14 @@ class Coder:
         queue_review: bool = True,
         languages: Sequence[str | None] | None = None,
         created_by: str | None = None,
+        table_precision: float | None = None,
     ) -> list[CodedRecord]:
         """Code ``texts`` in one inference pass; review items are committed before return.
 
         ``languages`` are the clients' language tags (None: detect the text's language);
-        ``created_by`` the API key the review items are counted against.
+        ``created_by`` the API key the review items are counted against;
+        ``table_precision``: the texts are a national list coded as a correspondence table
+        (:meth:`service.models.predictor.Predictor.classify`).
         """
         ids = list(record_ids) if record_ids is not None else [None] * len(texts)
         declared = list(languages) if languages is not None else [None] * len(texts)
@@ -136,7 +142,7 @@ class Coder:
             [texts[i] for i in model_idx],
             top_k=top_k,
             min_precision=min_precision,
-            **self._decided_kw(),
+            **self._model_kw(table_precision),
         )
         by_model = dict(zip(model_idx, model_results, strict=True))
         out: list[CodedRecord] = [
@@ -149,23 +155,42 @@ class Coder:
             rec.language = resolve(text, tag)
         if self.queue is not None and queue_review:
             precision = min_precision or self.predictor.default_precision
-            self._enqueue(texts, keys, out, origin, batch, occurrences, created_by, precision)
+            self._enqueue(
+                texts, keys, out, origin, batch, occurrences, created_by, precision, table_precision
+            )
         return out
 
-    def rescore(self, texts: list[str], min_precision: float | None = None) -> list[Classification]:
+    def rescore(
+        self,
+        texts: list[str],
+        min_precision: float | None = None,
+        table_precision: float | None = None,
+    ) -> list[Classification]:
         """The model's current answer for ``texts`` with the decided examples as they are now
         (no decision memory, nothing queued), at ``min_precision`` or the service's precision,
-        whichever is stricter: what was queued at a laxer one is not auto-coded at it now."""
+        whichever is stricter: what was queued at a laxer one is not auto-coded at it now.
+        Entries of a list coded as a table (``table_precision``) are re-scored as one."""
         self.sync_decided()
         if min_precision is not None:
             min_precision = max(min_precision, self.predictor.default_precision)
         return self.predictor.classify(
-            texts, top_k=5, min_precision=min_precision, **self._decided_kw()
+            texts,
+            top_k=5,
+            min_precision=min_precision,
+            **self._model_kw(table_precision),
         )
 
     def _decided_kw(self) -> dict[str, DecidedExamples]:
         """``decided=`` for the model's classify, only when there is an index."""
         return {} if self.decided is None else {"decided": self.decided}
+
+    def _model_kw(self, table_precision: float | None) -> dict[str, Any]:
+        """``decided=`` and ``table_precision=`` for the model's classify, each only when
+        needed (a stand-in for the model need not know them)."""
+        kw: dict[str, Any] = dict(self._decided_kw())
+        if table_precision is not None:
+            kw["table_precision"] = table_precision
+        return kw
 
     def decided_neighbours(self, texts: list[str], k: int = 3) -> list[list[DecidedNeighbour]]:
         """The ``k`` decided examples nearest each text (an example of the same text is left
@@ -235,6 +260,7 @@ class Coder:
         occurrences: Sequence[int] | None,
         created_by: str | None = None,
         min_precision: float | None = None,
+        table_precision: float | None = None,
     ) -> None:
         pending = [i for i, rec in enumerate(out) if rec.result.status == REVIEW]
         if not pending or self.queue is None:
@@ -257,6 +283,7 @@ class Coder:
                     occurrences=occurrences[i] if occurrences is not None else 1,
                     created_by=created_by,
                     min_precision=min_precision,
+                    table_precision=table_precision,
                 )
             )
         for i, review_id in zip(pending, self.queue.enqueue(requests), strict=True):

@@ -188,17 +188,18 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
 
-    def check_min_precision(self, value: float) -> float:
+    def check_min_precision(self, value: float, field: str = "min_precision") -> float:
         """``value`` when it lies between the floor and the highest precision.
 
-        The one check of a caller's min_precision: the classify and model routes, job
-        submission and the CLI all call it, so they accept and refuse the same values.
+        The one check of a caller's min_precision (or table_precision, named by ``field``):
+        the classify and model routes, job submission and the CLI all call it, so they
+        accept and refuse the same values.
         """
         if self.min_precision_floor <= value <= HIGHEST_PRECISION:
             return value
         raise InvalidInput(
-            f"min_precision must be between {self.min_precision_floor} and {HIGHEST_PRECISION}.",
-            field="min_precision",
+            f"{field} must be between {self.min_precision_floor} and {HIGHEST_PRECISION}.",
+            field=field,
             minimum=self.min_precision_floor,
             maximum=HIGHEST_PRECISION,
         )

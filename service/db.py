@@ -87,6 +87,10 @@ class ReviewItem(Base):
     # The strictest precision any of its records was coded at (migration 0009): re-scoring
     # auto-codes the item only at this precision or the service's, whichever is stricter.
     min_precision: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The precision of the finished table when every record of the item came from a list
+    # coded as a correspondence table (migration 0010): re-scoring codes it as such an entry.
+    # NULL as soon as one record asked for every code at min_precision.
+    table_precision: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditEntry(Base):

@@ -30,6 +30,19 @@ class InvalidInput(ICCSError):
     http_status = 422
 
 
+class TableThresholdsMissing(InvalidInput):
+    """A list asked to be coded as a table by a model entry built before table thresholds."""
+
+    code = "table_thresholds_missing"
+
+    def __init__(self, **context: Any) -> None:
+        super().__init__(
+            "This model has no table thresholds (it was built before they were learnt): "
+            "retrain it with `iccs train` to code a list as a correspondence table.",
+            **context,
+        )
+
+
 class UnknownCode(ICCSError):
     """A string that is not an ICCS v1.0 code."""
 

@@ -58,7 +58,9 @@ def write_entry(
         "target_precision": cfg.target_precision,
         "thresholds": calibration["thresholds"],
         "calibration": {
-            k: calibration[k] for k in ("method", "temperature", "curves", "target_map")
+            k: calibration[k]
+            for k in ("method", "temperature", "curves", "target_map", "table_thresholds")
+            if k in calibration
         },
         "metrics_summary": summary(metrics),
         "encoder": {

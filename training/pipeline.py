@@ -64,7 +64,11 @@ from training.policy_sim import (
     fit_target_map,
     per_source_precision,
 )
-from training.review_sim import simulate_held_out_lists
+from training.review_sim import (
+    simulate_held_out_lists,
+    table_precision_by_held_out_source,
+    table_thresholds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +421,13 @@ def leave_one_source_out_metrics(
     }
     replay = PolicyReplay(proba, fitted.classes, labels[held])
     calibration["target_map"] = fit_target_map(replay, folds[held])
+    calibration["table_thresholds"] = table_thresholds(
+        proba, fitted.classes, labels[held], folds[held]
+    )
     metrics["precision_by_held_out_source"] = per_source_precision(replay, folds[held])
+    metrics["table_precision_by_held_out_source"] = table_precision_by_held_out_source(
+        proba, fitted.classes, labels[held], folds[held]
+    )
     for p in (0.80, 0.85, 0.90, 0.95, 0.98):
         assigned = cross_fitted_decisions(proba, fitted.classes, labels[held], folds[held], p)
         metrics["policy"][f"{p:.2f}"] = policy_outcome(assigned, labels[held])

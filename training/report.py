@@ -52,7 +52,7 @@ def write_report(path: Path, manifest: dict[str, Any], metrics: dict[str, Any]) 
     ]
     for p, m in metrics["policy"].items():
         lines.append(f"| {p} | {m['coverage']:.3f} | {m['precision']:.3f} |")
-    lines += _held_out_precision(metrics) + _languages(metrics)
+    lines += _held_out_precision(metrics) + _table_precision(metrics) + _languages(metrics)
     Path(path).write_text("\n".join(lines) + "\n", "utf-8")
 
 
@@ -74,6 +74,33 @@ def _held_out_precision(metrics: dict[str, Any]) -> list[str]:
     ]
     for src, m in per.items():
         cells = [f"{m[t]['coverage']:.3f} / {m[t]['precision']:.3f}" for t in targets]
+        lines.append(f"| {src} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _table_precision(metrics: dict[str, Any]) -> list[str]:
+    """Per held-out list coded as a correspondence table (``--table-precision``): what the
+    table threshold learnt without it codes, and the finished table's precision."""
+    per = metrics.get("table_precision_by_held_out_source")
+    if not per:
+        return []
+    targets = list(per["pooled"])
+    lines = [
+        "",
+        "## A held-out list coded as a table (table threshold learnt without it)",
+        "",
+        "Cells: share auto-coded / precision of those codes / precision of the finished table "
+        "(the rest decided by reviewers).",
+        "",
+        "| list | " + " | ".join(f"table target {t}" for t in targets) + " |",
+        "|---" * (len(targets) + 1) + "|",
+    ]
+    for src, m in per.items():
+        cells = [
+            f"{m[t]['auto_coded']:.3f} / {m[t]['auto_precision']:.3f} / "
+            f"{m[t]['table_precision']:.3f}"
+            for t in targets
+        ]
         lines.append(f"| {src} | " + " | ".join(cells) + " |")
     return lines
 

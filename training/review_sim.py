@@ -215,6 +215,79 @@ POLICIES = ("codes", "table")
 TABLE_RESERVE = 0.0075
 
 
+def _table_budget_threshold(
+    conf: np.ndarray, right: np.ndarray, groups: np.ndarray, target: float
+) -> float:
+    """The confidence down to which the model may code a list whose finished table must be
+    right at ``target``: its wrong codes on the other lists stay within the error budget."""
+    return _nested_budget_threshold(conf, right, groups, max(1.0 - target - TABLE_RESERVE, 0.0))
+
+
+# Table targets the service can be asked for (``table_thresholds`` in an entry's manifest).
+TABLE_TARGETS = tuple(round(float(t), 2) for t in np.arange(0.80, 0.995, 0.01))
+
+
+def table_thresholds(
+    proba: np.ndarray, classes: np.ndarray, truth: np.ndarray, folds: np.ndarray
+) -> list[list[float]]:
+    """[target, threshold] for each of :data:`TABLE_TARGETS`, learnt on the held-out lists'
+    out-of-fold probabilities as the simulation's table policy learns them (nested over the
+    lists, never laxer than the threshold for every code at the target): serving auto-codes
+    an entry of a list coded as a table when its top confidence reaches the threshold."""
+    top = np.argmax(proba, axis=1)
+    conf = proba[np.arange(len(top)), top]
+    right = classes[top] == truth
+    found = [
+        min(
+            _nested_threshold(conf, right, folds, t), _table_budget_threshold(conf, right, folds, t)
+        )
+        for t in TABLE_TARGETS
+    ]
+    # A stricter target never codes more (nested estimates can wobble by a tie or two).
+    rising = np.maximum.accumulate(found)
+    return [[t, round(float(th), 6)] for t, th in zip(TABLE_TARGETS, rising, strict=True)]
+
+
+def table_precision_by_held_out_source(
+    proba: np.ndarray,
+    classes: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
+    targets: tuple[float, ...] = (0.90, 0.95, 0.97),
+) -> dict[str, dict[str, dict[str, float]]]:
+    """For each held-out list and table target: the share the model codes at the table
+    threshold learnt without that list (nested, as serving would meet a new list), how many
+    of those codes are right, and the precision of the finished table once reviewers, whom
+    this takes as right, decide the rest."""
+    top = np.argmax(proba, axis=1)
+    conf = proba[np.arange(len(top)), top]
+    right = classes[top] == truth
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    pooled = {t: [0, 0, 0] for t in targets}
+    for fold in sorted(set(folds)):
+        inside, others = folds == fold, folds != fold
+        found = table_thresholds(proba[others], classes, truth[others], folds[others])
+        at = dict((t, th) for t, th in found)
+        out[fold] = {}
+        for t in targets:
+            coded = inside & (conf >= at[round(t, 2)])
+            n, auto, wrong = int(inside.sum()), int(coded.sum()), int((coded & ~right).sum())
+            for k, v in enumerate((n, auto, wrong)):
+                pooled[t][k] += v
+            out[fold][f"{t:.2f}"] = _table_rates(n, auto, wrong) | {"threshold": at[round(t, 2)]}
+    out["pooled"] = {f"{t:.2f}": _table_rates(*pooled[t]) for t in targets}
+    return out
+
+
+def _table_rates(n: int, auto: int, wrong: int) -> dict[str, float]:
+    return {
+        "rows": n,
+        "auto_coded": round(auto / n, 4) if n else 0.0,
+        "auto_precision": round(1 - wrong / auto, 4) if auto else 1.0,
+        "table_precision": round(1 - wrong / n, 4) if n else 1.0,
+    }
+
+
 def context_confidence(data: SourceData, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(top confidence, top is right) of each entry once every other entry of its list is
     decided: per class, the best of the training and the decided entries' similarity."""
@@ -263,8 +336,7 @@ def fit_rules(
             np.concatenate([c for c, _ in ctx]), np.concatenate([r for _, r in ctx]), grp, target
         )
     if policy == "table":
-        budget = max(1.0 - target - TABLE_RESERVE, 0.0)
-        model = min(model, _nested_budget_threshold(conf, right, grp, budget))
+        model = min(model, _table_budget_threshold(conf, right, grp, target))
         if learn == "model":
             learn_at = model
     if not carry:

@@ -109,6 +109,15 @@ def open_review_store(settings: Settings, required: bool) -> Any:
     "(default: the model's).",
 )
 @click.option(
+    "--table-precision",
+    type=float,
+    default=None,
+    help="INPUT is a national offence list coded as a correspondence table that people "
+    "finish by reviewing the rest (with --to-review): the precision the finished table must "
+    "reach. Entries whose top code clears the model's table threshold for it are auto-coded "
+    "whole (local engine).",
+)
+@click.option(
     "--to-review",
     is_flag=True,
     help="Queue the review rows in the review store (one item per distinct text).",
@@ -151,6 +160,7 @@ def classify_file(
     language_column: str | None,
     version: str | None,
     min_precision: float | None,
+    table_precision: float | None,
     to_review: bool,
     batch_name: str | None,
     encoding: str | None,
@@ -169,6 +179,8 @@ def classify_file(
     settings = _settings(ctx)
     if min_precision is not None:
         settings.check_min_precision(min_precision)
+    if table_precision is not None:
+        settings.check_min_precision(table_precision, field="table_precision")
     if crosswalk_path is not None and not code_column:
         raise click.UsageError("--crosswalk needs --code-column.")
     options = BulkOptions(
@@ -177,6 +189,7 @@ def classify_file(
         code_column=code_column,
         language_column=language_column,
         min_precision=min_precision,
+        table_precision=table_precision,
         to_review=to_review,
         batch_name=batch_name or input_path.name,
         encoding=encoding,
@@ -187,9 +200,10 @@ def classify_file(
     )
     try:
         if engine == "spark":
-            if to_review or language_column:
+            if to_review or language_column or table_precision is not None:
                 raise click.UsageError(
-                    "--to-review and --language-column run with --engine local only."
+                    "--to-review, --language-column and --table-precision run with "
+                    "--engine local only."
                 )
             from service.bulk.spark import classify_file_spark
 
@@ -231,6 +245,8 @@ def _classify_local(
     from service.review.rescoring import ValuedQueue, embeddings_of
 
     predictor = load_predictor(settings.registry_dir, version, int8=settings.use_int8)
+    if options.table_precision is not None:
+        predictor.thresholds.table_at(options.table_precision)  # refuses an entry without them
     store = open_review_store(settings, required=options.to_review)
     # Valued like the API's: the items the file queues get their list's expected values.
     queue = ValuedQueue(store, store, embeddings_of(predictor)) if store is not None else None

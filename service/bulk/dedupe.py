@@ -50,6 +50,7 @@ class TextClassifier:
         *,
         top_k: int = 5,
         min_precision: float | None = None,
+        table_precision: float | None = None,
         cache_size: int = 100_000,
         lookup: Callable[[Sequence[str]], dict[str, RowResult]] | None = None,
         max_text_length: int | None = None,
@@ -57,6 +58,7 @@ class TextClassifier:
         self.coder = coder
         self.top_k = top_k
         self.min_precision = min_precision
+        self.table_precision = table_precision
         self.cache_size = cache_size
         self.lookup = lookup
         self.max_text_length = max_text_length
@@ -129,6 +131,7 @@ class TextClassifier:
                 top_k=self.top_k,
                 min_precision=self.min_precision,
                 queue_review=False,
+                table_precision=self.table_precision,
             )
             self.model_calls += 1
             self.texts_classified += len(batch)

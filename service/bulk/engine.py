@@ -195,6 +195,7 @@ def _run(plan: RunPlan) -> BulkSummary:
         plan.coder,
         top_k=options.top_k,
         min_precision=options.min_precision,
+        table_precision=options.table_precision,
         cache_size=options.cache_size,
         lookup=ckpt.lookup,
         max_text_length=options.max_text_length,
@@ -268,6 +269,8 @@ def _enqueue_reviews(ckpt: Checkpoint, coder: Coder, options: BulkOptions) -> in
                     batch=options.batch_name,
                     occurrences=int(occurrences),
                     created_by=options.created_by,
+                    min_precision=options.min_precision or coder.predictor.default_precision,
+                    table_precision=options.table_precision,
                 )
             )
         coder.queue.enqueue(requests, source=source)

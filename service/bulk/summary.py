@@ -19,6 +19,10 @@ class BulkOptions:
     # A column with each record's language tag; rows where it is blank get the detected one.
     language_column: str | None = None
     min_precision: float | None = None
+    # The list is a national offence list coded as a correspondence table: the precision the
+    # finished table (auto-coded plus reviewed entries) must reach; None: every code at
+    # min_precision.
+    table_precision: float | None = None
     top_k: int = 5
     to_review: bool = False
     batch_name: str | None = None
@@ -47,6 +51,8 @@ class BulkOptions:
             "max_decompressed_bytes",
         ):
             d.pop(k)
+        if d["table_precision"] is None:
+            d.pop("table_precision")  # checkpoints written before the option still match
         return d
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.errors import TableThresholdsMissing
 from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve, effective_target
 from service.normalize import COMBINING_MARKS
@@ -88,16 +89,34 @@ def unusable_text_reason(text: str) -> str | None:
 
 
 class Thresholds:
-    """Per-level confidence thresholds derived from the calibration curves."""
+    """Per-level confidence thresholds derived from the calibration curves, and the top-code
+    thresholds of a list coded as a correspondence table."""
 
     def __init__(
-        self, curves: dict[int, PrecisionCurve], target_map: list[list[float]] | None = None
+        self,
+        curves: dict[int, PrecisionCurve],
+        target_map: list[list[float]] | None = None,
+        table: list[list[float]] | None = None,
     ) -> None:
         self.curves = curves
         # Target -> the stricter target that holds on sources the model never saw (from
         # training's cross-fitted replay); entries without one use the target as it is.
         self.target_map = target_map
+        # [table target, top-code confidence] learnt on the held-out national lists
+        # (training/review_sim.py ``table_thresholds``); None for entries built before them.
+        self.table = sorted(table) if table else None
         self._cache: dict[float, dict[int, float]] = {}
+
+    def table_at(self, precision: float) -> float:
+        """Top-code confidence at which an entry of a list coded as a table is auto-coded, for
+        a finished table right at ``precision``: the threshold of the nearest target learnt at
+        or above it (never laxer); above 1 (never) past the strictest one."""
+        if self.table is None:
+            raise TableThresholdsMissing()
+        for target, threshold in self.table:
+            if target >= round(precision, 4):
+                return float(threshold)
+        return 1.01
 
     def at(self, precision: float) -> dict[int, float]:
         """Threshold per level for a target precision."""
@@ -115,13 +134,19 @@ def decide(
     node_conf: dict[str, float],
     non_offence_prob: float,
     thresholds: dict[int, float],
+    top_class: tuple[float, float] | None = None,
 ) -> Decision:
     """Apply the policy to one record.
 
     ``node_conf`` maps the codes on the top suggestion's path to their probabilities.
+    ``top_class``: (probability of the top class, table threshold) for an entry of a list
+    coded as a table: the top code is auto-coded whole once its probability reaches the
+    threshold; below it the per-level walk decides as for any record.
     """
     if rejects(non_offence_prob):
         return Decision(REJECTED, reason="not_an_offence")
+    if top_class is not None and top_class[0] >= top_class[1]:
+        return Decision(AUTO, assigned=top_code)
     for level in range(level_of(top_code), SHALLOWEST_AUTO_LEVEL - 1, -1):
         code = ancestor_at(top_code, level)
         if node_conf.get(code, 0.0) >= thresholds.get(level, 1.01):
@@ -136,12 +161,20 @@ def decide_row(
     columns: ClassColumns,
     thresholds: dict[int, float],
     path: Callable[[str], list[str]],
+    table_threshold: float | None = None,
 ) -> Decision:
     """The policy on one record's probabilities: what the service and training both call.
 
     ``proba`` is over ``columns.classes``; ``nodes`` the same row summed into every ICCS node
-    (``node_index`` gives a code's position); ``path`` a code's path from its section down.
+    (``node_index`` gives a code's position); ``path`` a code's path from its section down;
+    ``table_threshold``: see :func:`decide` (the top class is the top offence class, as the
+    threshold was learnt, unless "not an offence" is likelier still).
     """
-    top = columns.classes[int(columns.top_offence(proba))]
+    col = int(columns.top_offence(proba))
+    top = columns.classes[col]
     node_conf = {code: float(nodes[node_index[code]]) for code in path(top)}
-    return decide(top, node_conf, float(columns.non_offence_probability(proba)), thresholds)
+    non_offence = float(columns.non_offence_probability(proba))
+    top_class = None
+    if table_threshold is not None and float(proba[col]) >= non_offence:
+        top_class = (float(proba[col]), table_threshold)
+    return decide(top, node_conf, non_offence, thresholds, top_class)

@@ -221,13 +221,14 @@ class Predictor:
         default_precision: float,
         taxonomy: Taxonomy | None = None,
         target_map: list[list[float]] | None = None,
+        table_thresholds: list[list[float]] | None = None,
     ) -> None:
         self.version = version
         self.normalizer = normalizer
         self.encoder = encoder
         self.scorer = scorer
         self.head = head = scorer.head
-        self.thresholds = Thresholds(curves, target_map)
+        self.thresholds = Thresholds(curves, target_map, table_thresholds)
         self.default_precision = default_precision
         self.taxonomy = taxonomy or load_taxonomy()
         self.columns = ClassColumns(head.classes_)
@@ -278,6 +279,7 @@ class Predictor:
             curves=curves,
             default_precision=target_precision or float(manifest["target_precision"]),
             target_map=manifest["calibration"].get("target_map"),
+            table_thresholds=manifest["calibration"].get("table_thresholds"),
         )
 
     @property
@@ -337,14 +339,21 @@ class Predictor:
         top_k: int = 5,
         min_precision: float | None = None,
         decided: DecidedExamples | None = None,
+        table_precision: float | None = None,
     ) -> list[Classification]:
         """Classify records in one inference pass (identical texts are scored once).
 
         ``decided``: reviewers' decided examples joining the nearest-example component (see
         :mod:`service.models.decided`); each answer's ``relied_on`` names those it relied on.
+        ``table_precision``: the records are entries of a national list coded as a
+        correspondence table that people finish by reviewing the rest; the target is the
+        precision of that finished table, and an entry whose top code clears the table
+        threshold is auto-coded whole (see :meth:`Thresholds.table_at`). The per-level walk
+        still applies below it, at ``min_precision``.
         """
         precision = min_precision or self.default_precision
         thresholds = self.thresholds.at(precision)
+        table = None if table_precision is None else self.thresholds.table_at(table_precision)
         results: list[Classification | None] = [None] * len(texts)
         todo: dict[str, list[int]] = {}
         for i, text in enumerate(texts):
@@ -358,7 +367,7 @@ class Predictor:
             proba, near = self._scored(unique, decided)
             nodes = proba @ self.head.node_matrix_
             for row, text in enumerate(unique):
-                res = self._decide_one(proba[row], nodes[row], top_k, thresholds)
+                res = self._decide_one(proba[row], nodes[row], top_k, thresholds, table)
                 if near is not None:
                     res.relied_on = self._relied_on(res, near, row)
                 for i in todo[text]:
@@ -375,12 +384,17 @@ class Predictor:
         return near.decided.relied_on(near.decided_sims[row], near.train[row], columns)
 
     def _decide_one(
-        self, proba: np.ndarray, nodes: np.ndarray, top_k: int, thresholds: dict[int, float]
+        self,
+        proba: np.ndarray,
+        nodes: np.ndarray,
+        top_k: int,
+        thresholds: dict[int, float],
+        table: float | None = None,
     ) -> Classification:
         order = self.columns.ranked_offences(proba)
         suggestions = [self._suggestion(self.columns.classes[c], nodes) for c in order[:top_k]]
         decision = decide_row(
-            proba, nodes, self._node_index, self.columns, thresholds, self.taxonomy.path
+            proba, nodes, self._node_index, self.columns, thresholds, self.taxonomy.path, table
         )
         assigned = None
         if decision.assigned:

@@ -119,6 +119,12 @@ def strictest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
+def table_strictest(a: float | None, b: float | None) -> float | None:
+    """The table precision of two records merged into one item: None (every code at its
+    precision) unless both were entries of a table, else the stricter."""
+    return None if a is None or b is None else max(a, b)
+
+
 def base_value(top_confidence: float | None, occurrences: int) -> float:
     """Expected value of a decision counting the item's own records only."""
     return (1.0 - (top_confidence or 0.0)) * occurrences
@@ -179,6 +185,7 @@ class Queue(StoreBase):
                     m,
                     occurrences=m.occurrences + r.occurrences,
                     min_precision=strictest(m.min_precision, r.min_precision),
+                    table_precision=table_strictest(m.table_precision, r.table_precision),
                 )
             )
         keys = sorted(merged)
@@ -242,6 +249,8 @@ class Queue(StoreBase):
         new: list[tuple[ReviewItem, ReviewRequest]] = []
         grow: dict[int, int] = {}
         stricter: dict[int, float] = {}
+        # Open items a record joins; None when one asks for every code at its precision.
+        tables: dict[int, float | None] = {}
         now = utcnow()
         for req in items:
             found = open_items.get((req.text_key, req.batch))
@@ -250,9 +259,15 @@ class Queue(StoreBase):
                     grow[found.id] = grow.get(found.id, 0) + req.occurrences
                     if req.min_precision is not None:
                         stricter[found.id] = max(stricter.get(found.id, 0.0), req.min_precision)
+                    tables[found.id] = table_strictest(
+                        tables.get(found.id, req.table_precision), req.table_precision
+                    )
                 else:
                     found.occurrences += req.occurrences
                     found.min_precision = strictest(found.min_precision, req.min_precision)
+                    found.table_precision = table_strictest(
+                        found.table_precision, req.table_precision
+                    )
                 picked.append(found)
                 continue
             item = ReviewItem(
@@ -271,6 +286,7 @@ class Queue(StoreBase):
                 # added by service.review.rescoring (refresh_values).
                 priority=base_value(req.top_confidence, req.occurrences),
                 min_precision=req.min_precision,
+                table_precision=req.table_precision,
                 section=section_of(req.top_code),
                 model_version=req.model_version,
                 reviews_required=1,
@@ -291,6 +307,14 @@ class Queue(StoreBase):
                 current = ReviewItem.min_precision
                 values["min_precision"] = case(
                     (or_(current.is_(None), current < p), p), else_=current
+                )
+            table = tables.get(item_id)
+            if table is None:
+                values["table_precision"] = None
+            else:
+                held = ReviewItem.table_precision
+                values["table_precision"] = case(
+                    (held.is_(None), None), (held < table, table), else_=held
                 )
             res = s.execute(
                 update(ReviewItem)

@@ -77,7 +77,12 @@ Embed = Callable[[list[str]], np.ndarray]
 class Rescorer(Protocol):
     """What re-scoring needs of :class:`service.coding.Coder`."""
 
-    def rescore(self, texts: list[str], min_precision: float | None = None) -> list[Classification]:
+    def rescore(
+        self,
+        texts: list[str],
+        min_precision: float | None = None,
+        table_precision: float | None = None,
+    ) -> list[Classification]:
         """The model's current answer using the decided examples (no memory, no queueing)."""
         ...
 
@@ -112,6 +117,7 @@ class OpenItem:
     top_confidence: float | None
     priority: float | None = None
     min_precision: float | None = None  # what its records were coded at (None: before 0009)
+    table_precision: float | None = None  # an entry of a list coded as a table (0010)
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,14 @@ class Rescoring(Queue):
                 return []
             t = ReviewItem
             rows = s.execute(
-                select(t.id, t.text, t.occurrences, t.top_confidence, t.min_precision)
+                select(
+                    t.id,
+                    t.text,
+                    t.occurrences,
+                    t.top_confidence,
+                    t.min_precision,
+                    t.table_precision,
+                )
                 .where(
                     ListKey.of(item).where(),
                     t.status == PENDING,
@@ -162,7 +175,10 @@ class Rescoring(Queue):
                 .order_by(t.occurrences.desc(), t.id)
                 .limit(limit)
             ).all()
-        return [OpenItem(int(i), str(x), int(n), c, min_precision=p) for i, x, n, c, p in rows]
+        return [
+            OpenItem(int(i), str(x), int(n), c, min_precision=p, table_precision=tp)
+            for i, x, n, c, p, tp in rows
+        ]
 
     def open_items_of(self, key: ListKey, limit: int = LIST_LIMIT) -> list[OpenItem]:
         """Open items of a list (pending, claimed, disputed), the most records first."""
@@ -440,14 +456,16 @@ def rescore_after_decision(
         candidates = candidates[:MAX_RESCORED]
     outcome = RescoreOutcome()
     if candidates:
-        # Each item at the precision its records were coded at, or the call's if stricter:
-        # one model pass per precision.
-        by_precision: dict[float | None, list[OpenItem]] = {}
+        # Each item at the precision its records were coded at, or the call's if stricter, and
+        # as a table's entry where it is one: one model pass per pair.
+        by_precision: dict[tuple[float | None, float | None], list[OpenItem]] = {}
         for c in candidates:
-            by_precision.setdefault(strictest(c.min_precision, min_precision), []).append(c)
+            key = (strictest(c.min_precision, min_precision), c.table_precision)
+            by_precision.setdefault(key, []).append(c)
         rescores = []
-        for p, group in by_precision.items():
-            results = coder.rescore([c.text for c in group], min_precision=p)
+        for (p, table), group in by_precision.items():
+            kw = {} if table is None else {"table_precision": table}
+            results = coder.rescore([c.text for c in group], min_precision=p, **kw)
             rescores += [_rescore_of(c, r) for c, r in zip(group, results, strict=True)]
         outcome = store.apply_rescores(rescores, trigger=item_id)
     if embed is not None:

@@ -233,6 +233,37 @@ def test_http_job_round_trip(client: tuple[TestClient, dict[str, str]]) -> None:
     assert_error_shape(c.get(f"/v1/jobs/{job['id']}/result", headers=auth(keys["bob"])), 404)
 
 
+def test_http_job_codes_a_list_as_a_table(client: tuple[TestClient, dict[str, str]]) -> None:
+    c, keys = client
+    rows = legacy_rows(30)
+    plain, table = (
+        c.post(
+            "/v1/jobs",
+            headers=auth(keys["alice"]),
+            files={"file": ("list.csv", csv_bytes(rows), "text/csv")},
+            data={"text_column": "description", "min_precision": "0.9", **extra},
+        )
+        for extra in ({}, {"table_precision": "0.9"})
+    )
+    assert plain.status_code == table.status_code == 202, table.text
+    assert table.json()["id"] != plain.json()["id"]
+    done = [wait_done(c, r.json()["id"], keys["alice"]) for r in (plain, table)]
+    assert [d["status"] for d in done] == [DONE, DONE]
+    auto = [d["counts"].get("auto", 0) for d in done]
+    assert auto[1] >= auto[0]
+    err = assert_error_shape(
+        c.post(
+            "/v1/jobs",
+            headers=auth(keys["alice"]),
+            files={"file": ("list.csv", csv_bytes(rows), "text/csv")},
+            data={"text_column": "description", "table_precision": "0.5"},
+        ),
+        422,
+        "invalid_input",
+    )
+    assert err["context"]["field"] == "table_precision"
+
+
 def test_http_job_errors(client: tuple[TestClient, dict[str, str]]) -> None:
     c, keys = client
     good = {"file": ("a.csv", b"id,text\n1,Murder\n", "text/csv")}

@@ -33,10 +33,17 @@ class FakeCoder:
         self.answers = answers or {}
         self.asked: list[list[str]] = []
         self.precisions: list[float | None] = []
+        self.tables: list[float | None] = []
 
-    def rescore(self, texts: list[str], min_precision: float | None = None) -> list[Answer]:
+    def rescore(
+        self,
+        texts: list[str],
+        min_precision: float | None = None,
+        table_precision: float | None = None,
+    ) -> list[Answer]:
         self.asked.append(list(texts))
         self.precisions.append(min_precision)
+        self.tables.append(table_precision)
         default = Answer([sugg("020111", 0.5)], None, REVIEW)
         return [self.answers.get(t, default) for t in texts]
 

@@ -455,3 +455,76 @@ def test_a_growing_item_keeps_the_strictest_precision_of_its_records(
         )
     )
     assert store.get(other).min_precision == 0.97
+
+
+def test_entries_of_a_list_coded_as_a_table_are_rescored_as_such(
+    store: ReviewStore, make_request: Any
+) -> None:
+    from dataclasses import replace
+
+    table = {"decided": 0.97, "entry": 0.97, "stricter": 0.98, "codes": None}
+    ids = dict(
+        zip(
+            table,
+            store.enqueue(
+                [
+                    replace(
+                        make_request(f"customs act sec {n}", batch="l"),
+                        min_precision=0.95,
+                        table_precision=t,
+                    )
+                    for n, t in enumerate(table.values())
+                ]
+            ),
+            strict=True,
+        )
+    )
+    assert store.get(ids["entry"]).table_precision == 0.97
+    store.decide(ids["decided"], "alice", "correct", code="08051")
+    coder = FakeCoder()
+    rescore_after_decision(store, coder, ids["decided"])
+    asked = {t: sorted(texts) for t, texts in zip(coder.tables, coder.asked, strict=True)}
+    assert asked == {
+        0.97: ["customs act sec 1"],
+        0.98: ["customs act sec 2"],
+        None: ["customs act sec 3"],
+    }
+    assert set(coder.precisions) == {0.95}
+
+
+def test_one_record_coded_code_by_code_makes_its_item_no_table_entry(
+    store: ReviewStore, make_request: Any
+) -> None:
+    from dataclasses import replace
+
+    req = make_request("open container", batch="l")
+    (item_id,) = store.enqueue([replace(req, table_precision=0.95)])
+    store.enqueue([replace(req, table_precision=0.97)])
+    assert store.get(item_id).table_precision == 0.97  # the stricter table
+    store.enqueue([replace(req, table_precision=0.9)])
+    assert store.get(item_id).table_precision == 0.97
+    store.enqueue([req])  # a record that asked for every code at its precision
+    item = store.get(item_id)
+    assert item.table_precision is None and item.occurrences == 4
+    store.enqueue([replace(req, table_precision=0.99)])
+    assert store.get(item_id).table_precision is None  # and stays so
+    # Within one call too.
+    (other,) = set(
+        store.enqueue(
+            [
+                replace(make_request("b", batch="m"), table_precision=0.97),
+                replace(make_request("b", batch="m"), table_precision=None),
+            ],
+            source="run-1",
+        )
+    )
+    assert store.get(other).table_precision is None
+    (third,) = set(
+        store.enqueue(
+            [
+                replace(make_request("c", batch="m"), table_precision=0.96),
+                replace(make_request("c", batch="m"), table_precision=0.97),
+            ]
+        )
+    )
+    assert store.get(third).table_precision == 0.97

@@ -52,6 +52,13 @@ def test_quick_model_is_registered_and_promoted(tiny_registry):
         assert not (entry / name).read_bytes().startswith(b"\x80"), name  # pickle protocol 2+
     metrics = json.loads((entry / "metrics.json").read_text())
     assert metrics["onnx_parity_min_cosine"] >= 0.999
+    # Table thresholds for coding a list as a correspondence table, checked on held-out lists.
+    table = manifest["calibration"]["table_thresholds"]
+    assert [t for t, _ in table] == sorted(t for t, _ in table) and len(table) == 20
+    assert [th for _, th in table] == sorted(th for _, th in table)
+    per_list = metrics["table_precision_by_held_out_source"]
+    assert set(per_list["pooled"]) == {"0.90", "0.95", "0.97"}
+    assert "A held-out list coded as a table" in (entry / "report.md").read_text("utf-8")
     # int8 ships only with >= 99% top-1 agreement; otherwise its file is not in the entry.
     int8 = metrics["int8"]
     assert int8["shipped"] == (entry / "encoder/model.int8.onnx").exists()

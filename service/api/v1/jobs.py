@@ -90,6 +90,7 @@ def create_job(
     principal: Submitter,
     jobs: JobsDep,
     settings: SettingsDep,
+    services: ServicesDep,
     file: Annotated[UploadFile, File(description="CSV, TSV, XLSX or Parquet file.")],
     text_column: Annotated[str, Form(description="Column holding the offence text.")],
     id_column: Annotated[str | None, Form(description="Record id column.")] = None,
@@ -98,6 +99,14 @@ def create_job(
     ] = None,
     min_precision: Annotated[
         float | None, Form(description="Target precision of automatic coding.")
+    ] = None,
+    table_precision: Annotated[
+        float | None,
+        Form(
+            description="The file is a national offence list coded as a correspondence table "
+            "that reviewers finish (with to_review): the precision the finished table must "
+            "reach. Entries whose top code clears the model's table threshold are auto-coded."
+        ),
     ] = None,
     to_review: Annotated[bool, Form(description="Queue the review rows for reviewers.")] = False,
     batch_name: Annotated[
@@ -127,6 +136,10 @@ def create_job(
     """
     if min_precision is not None:
         settings.check_min_precision(min_precision)
+    if table_precision is not None:
+        settings.check_min_precision(table_precision, field="table_precision")
+        if services.predictor is not None:  # the worker checks again, with its own model
+            services.predictor.thresholds.table_at(table_precision)
     if to_review and not jobs.can_queue_reviews():
         raise InvalidInput("This service has no review store to queue reviews in.")
     options = {
@@ -134,6 +147,7 @@ def create_job(
         "id_column": id_column or None,
         "code_column": code_column or None,
         "min_precision": min_precision,
+        "table_precision": table_precision,
         "to_review": to_review,
         "batch_name": batch_name or None,
         "encoding": encoding or None,

@@ -47,6 +47,7 @@ OPTION_KEYS = (
     "id_column",
     "code_column",
     "min_precision",
+    "table_precision",
     "to_review",
     "batch_name",
     "encoding",

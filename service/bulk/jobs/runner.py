@@ -293,6 +293,7 @@ def job_options(
         id_column=opts.get("id_column"),
         code_column=opts.get("code_column"),
         min_precision=opts.get("min_precision"),
+        table_precision=opts.get("table_precision"),
         to_review=bool(opts.get("to_review")),
         batch_name=opts.get("batch_name"),
         origin="job",
