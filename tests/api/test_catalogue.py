@@ -88,5 +88,11 @@ def test_active_thresholds_at_another_precision(
     assert lax["target_precision"] == 0.8 and strict["target_precision"] == 0.99
     for level, t in lax["thresholds"].items():
         assert strict["thresholds"][level] >= t  # asking for more precision never lowers a bar
+    # A list coded as a table: its bar rises with the target too.
+    assert lax["table_threshold"] is not None
+    table95 = shared_client.get("/v1/models/active?min_precision=0.95", headers=h).json()
+    assert (
+        table95["table_threshold"] is None or table95["table_threshold"] >= lax["table_threshold"]
+    )
     err = assert_error(shared_client.get("/v1/models/active?min_precision=0.6", headers=h), 422)
     assert err["error"] == "invalid_input" and err["context"]["field"] == "min_precision"

@@ -74,6 +74,7 @@ def active(
     if min_precision is not None:
         precision = services.settings.check_min_precision(min_precision)
     thresholds = predictor.thresholds.at(precision)
+    table = predictor.thresholds.table_at(precision) if predictor.thresholds.table else None
     return ActiveModelResponse(
         version=predictor.version,
         promoted=services.registry.active() == predictor.version,
@@ -84,6 +85,7 @@ def active(
             str(level): (round(t, 4) if math.isfinite(t) else None)
             for level, t in sorted(thresholds.items())
         },
+        table_threshold=round(table, 4) if table is not None and table <= 1.0 else None,
         int8=predictor.loaded_encoder.int8,
         encoder=predictor.loaded_encoder.name,
         multilingual_channel=predictor.loaded_encoder.multilingual,

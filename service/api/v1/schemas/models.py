@@ -57,6 +57,13 @@ class ActiveModelResponse(BaseModel):
         "confidence reaches it at that level (nothing is auto-coded there).",
         examples=[{"2": 0.81, "3": 0.88, "4": 0.93}],
     )
+    table_threshold: float | None = Field(
+        description="Top-code confidence at which an entry of a national list coded as a "
+        "correspondence table with this target (`table_precision` of a job, "
+        "`iccs classify-file --table-precision`) is auto-coded; null when the model has no "
+        "table thresholds (built before them) or no confidence reaches the target.",
+        examples=[0.81],
+    )
     int8: bool = Field(
         description="True when the int8-quantised encoder is loaded (an entry that ships none "
         "is served with fp32 even when `ICCS_USE_INT8` asks for int8).",
