@@ -244,6 +244,87 @@ def test_min_precision_outside_operator_bounds(
     assert_error(r, 422, "validation_error")
 
 
+def test_an_entry_of_a_list_coded_as_a_table_is_coded_whole_past_the_table_bar(
+    shared_client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["submitter"]
+    floor = shared_client.app.state.services.settings.min_precision_floor
+    bar = shared_client.get(f"/v1/models/active?min_precision={floor}", headers=h).json()[
+        "table_threshold"
+    ]
+    deeper = 0
+    for text in OFFENCES:
+        alone = _classify(shared_client, h, text=text, min_precision=0.999)
+        entry = _classify(shared_client, h, text=text, min_precision=0.999, table_precision=floor)
+        alone_level = alone["assigned"]["level"] if alone["assigned"] else 0
+        entry_level = entry["assigned"]["level"] if entry["assigned"] else 0
+        assert entry_level >= alone_level, text
+        if entry_level > alone_level:
+            deeper += 1
+            top = entry["suggestions"][0]
+            # Coded whole: the top code itself, and only past the table bar.
+            assert entry["assigned"]["code"] == top["code"], text
+            assert entry["status"] == "auto" and top["confidence"] >= bar - 1e-6, text
+    assert deeper, "the table target made no difference on any text"
+
+
+def test_table_precision_is_kept_on_the_review_item_and_batches_group_by_it(
+    shared_client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    services = shared_client.app.state.services
+    h = headers["submitter"]
+    floor = services.settings.min_precision_floor
+    text = "wounding with intent, s.18 OAPA 1861 (table entry)"
+    body = _classify(shared_client, h, text=text, min_precision=0.999, table_precision=0.999)
+    assert body["status"] == "review"
+    with services.sessions() as s:
+        item = s.get(ReviewItem, body["review_id"])
+        assert item is not None and item.table_precision == 0.999
+    items = [
+        {"text": t, "min_precision": 0.999, **({"table_precision": floor} if i % 2 else {})}
+        for t in OFFENCES
+        for i in range(2)
+    ]
+    results = shared_client.post("/v1/classify/batch", json={"items": items}, headers=h).json()[
+        "results"
+    ]
+    for i in range(0, len(items), 2):
+        one = _classify(shared_client, h, text=items[i]["text"], min_precision=0.999)
+        entry = _classify(
+            shared_client, h, text=items[i]["text"], min_precision=0.999, table_precision=floor
+        )
+        assert results[i]["assigned"] == one["assigned"], items[i]["text"]
+        assert results[i + 1]["assigned"] == entry["assigned"], items[i]["text"]
+
+
+def test_table_precision_errors(
+    shared_client: TestClient,
+    headers: dict[str, dict[str, str]],
+    assert_error: Callable[..., Any],
+    monkeypatch: Any,
+) -> None:
+    h = headers["submitter"]
+    floor = shared_client.app.state.services.settings.min_precision_floor
+    r = shared_client.post(
+        "/v1/classify", json={"text": "theft", "table_precision": floor - 0.05}, headers=h
+    )
+    assert assert_error(r, 422, "invalid_input")["context"]["field"] == "table_precision"
+    # A model trained before table thresholds existed: a clear refusal, per item in a batch.
+    thresholds = shared_client.app.state.services.coder.predictor.thresholds
+    monkeypatch.setattr(thresholds, "table", None)
+    r = shared_client.post(
+        "/v1/classify", json={"text": "theft", "table_precision": 0.9}, headers=h
+    )
+    assert_error(r, 422, "table_thresholds_missing")
+    batch = shared_client.post(
+        "/v1/classify/batch",
+        json={"items": [{"text": "theft", "table_precision": 0.9}, {"text": "theft"}]},
+        headers=h,
+    ).json()["results"]
+    assert batch[0]["error"]["error"] == "table_thresholds_missing"
+    assert batch[1]["status"] in {"auto", "review"}
+
+
 def test_text_too_long_is_413_without_echoing_it(
     make_client: Any, assert_error: Callable[..., Any], key_headers: Callable[..., Any]
 ) -> None:

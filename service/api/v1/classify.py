@@ -32,8 +32,11 @@ from service.review.queue import check_review_quota
 router = APIRouter(tags=["classify"])
 
 
-def check_record(item: ClassifyRequest, settings: Settings) -> float | None:
-    """Apply the operator's limits to one record; the min_precision to use (None: default)."""
+def check_record(
+    item: ClassifyRequest, settings: Settings, coder: Coder
+) -> tuple[float | None, float | None]:
+    """Apply the operator's limits to one record: the min_precision to use (None: default)
+    and its table_precision (None: coded on its own)."""
     if len(item.text) > settings.max_text_length:
         raise TextTooLong(
             f"The text is {len(item.text)} characters long; the limit is "
@@ -41,9 +44,14 @@ def check_record(item: ClassifyRequest, settings: Settings) -> float | None:
             length=len(item.text),
             limit=settings.max_text_length,
         )
-    if item.min_precision is None:
-        return None
-    return settings.check_min_precision(item.min_precision)
+    precision = None
+    if item.min_precision is not None:
+        precision = settings.check_min_precision(item.min_precision)
+    table = None
+    if item.table_precision is not None:
+        table = settings.check_min_precision(item.table_precision, field="table_precision")
+        coder.predictor.thresholds.table_at(table)  # refuses a model without table thresholds
+    return precision, table
 
 
 def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:
@@ -96,7 +104,7 @@ def classify(
 
     A record that goes to review is stored durably before this answer is sent.
     """
-    precision = check_record(body, services.settings)
+    precision, table = check_record(body, services.settings, coder)
     check_review_quota(
         services.sessions, principal.name, services.settings.max_open_review_items_per_key
     )
@@ -107,6 +115,7 @@ def classify(
         min_precision=precision,
         languages=[body.language],
         created_by=principal.name,
+        table_precision=table,
     )[0]
     _count(services, [rec])
     top = rec.result.assigned or (rec.result.suggestions[0] if rec.result.suggestions else None)
@@ -156,12 +165,12 @@ def classify_batch(
     services.limiter.check(principal.name, cost=len(body.items) - 1)
     check_review_quota(services.sessions, principal.name, settings.max_open_review_items_per_key)
     results: list[ClassifyResponse | BatchItemError | None] = [None] * len(body.items)
-    # Items asking for the same top_k and precision share one inference pass (normally all).
-    groups: dict[tuple[int, float | None], list[tuple[int, ClassifyRequest]]] = {}
+    # Items asking for the same top_k and precisions share one inference pass (normally all).
+    groups: dict[tuple[int, float | None, float | None], list[tuple[int, ClassifyRequest]]] = {}
     for index, raw in enumerate(body.items):
         try:
             item = ClassifyRequest.model_validate(raw)
-            precision = check_record(item, settings)
+            precision, table = check_record(item, settings, coder)
         except ValidationError as exc:
             results[index] = _item_error(
                 index,
@@ -177,11 +186,13 @@ def classify_batch(
                 index=index, id=_raw_id(raw), error=ErrorResponse(**iccs_error_body(exc))
             )
             continue
-        groups.setdefault((item.top_k, precision), []).append((index, item))
+        groups.setdefault((item.top_k, precision, table), []).append((index, item))
     request_id: str = request.state.request_id
     coded = 0
-    for (top_k, precision), members in groups.items():
-        records = _code_group(coder, [it for _, it in members], top_k, precision, principal.name)
+    for (top_k, precision, table), members in groups.items():
+        records = _code_group(
+            coder, [it for _, it in members], top_k, precision, table, principal.name
+        )
         _count(services, records)
         coded += len(records)
         for (index, _), rec in zip(members, records, strict=True):
@@ -203,6 +214,7 @@ def _code_group(
     items: list[ClassifyRequest],
     top_k: int,
     precision: float | None,
+    table: float | None,
     created_by: str,
 ) -> list[CodedRecord]:
     return coder.code(
@@ -212,6 +224,7 @@ def _code_group(
         min_precision=precision,
         languages=[it.language for it in items],
         created_by=created_by,
+        table_precision=table,
     )
 
 

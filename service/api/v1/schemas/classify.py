@@ -65,6 +65,19 @@ class ClassifyRequest(BaseModel):
         ),
         examples=[0.97],
     )
+    table_precision: float | None = Field(
+        None,
+        ge=LOWEST_PRECISION,
+        le=HIGHEST_PRECISION,
+        description=(
+            "The record is one entry of a national list being coded as a correspondence table: "
+            "auto-code its top code whole when it clears the table threshold learnt for this "
+            "target precision of the finished table (see `GET /v1/models/active`), else decide "
+            "level by level as usual. Same bounds as `min_precision`; a model trained without "
+            "table thresholds answers 422 `table_thresholds_missing`."
+        ),
+        examples=[0.97],
+    )
 
 
 class SuggestionOut(BaseModel):
