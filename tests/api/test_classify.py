@@ -280,6 +280,8 @@ def test_table_precision_is_kept_on_the_review_item_and_batches_group_by_it(
     with services.sessions() as s:
         item = s.get(ReviewItem, body["review_id"])
         assert item is not None and item.table_precision == 0.999
+    shown = shared_client.get(f"/v1/reviews/{body['review_id']}", headers=headers["reviewer"])
+    assert (shown.json()["min_precision"], shown.json()["table_precision"]) == (0.999, 0.999)
     items = [
         {"text": t, "min_precision": 0.999, **({"table_precision": floor} if i % 2 else {})}
         for t in OFFENCES

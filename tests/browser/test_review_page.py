@@ -86,6 +86,7 @@ def test_open_item_accept_with_shortcut(page: Any, site: Any, shot: Any) -> None
     # Viewing does not claim (issue 16 L10): browsing the queue locks nothing.
     assert site.store.get(site.items["accept"]).claimed_by is None
     assert page.locator("#item-text").inner_text() == "Punched neighbour causing serious injury"
+    assert page.locator("#item-coded-as").inner_text() == "a record, service default"
     first = page.locator("#suggestions button").first
     assert "0201 Assaults and threats" in first.inner_text()
     assert "02 Acts causing harm" in first.inner_text()  # the path, with titles

@@ -137,6 +137,8 @@ def item_response(
         top_confidence=item.top_confidence,
         section=item.section,
         model_version=item.model_version,
+        min_precision=item.min_precision,
+        table_precision=item.table_precision,
         claimed_by=item.claimed_by,
         claim_expires_at=aware(item.claim_expires_at),
         decision=item.decision,

@@ -17,6 +17,13 @@
   function pct(x) { return x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%"; }
   function when(iso) { return iso ? iso.replace("T", " ").slice(0, 19) : ""; }
 
+  // How the item's records were coded: an entry of a list coded as a table is re-scored as one.
+  function codedAs(it) {
+    var target = it.min_precision === null ? "service default" : "target " + it.min_precision;
+    return it.table_precision === null ? "a record, " + target :
+      "an entry of a list coded as a table, table target " + it.table_precision;
+  }
+
   function say(message) {
     var alert = $("#alert");
     if (alert) { alert.hidden = true; alert.textContent = ""; }
@@ -233,6 +240,7 @@
     $("#item-occurrences").textContent = it.occurrences;
     $("#item-origin").textContent = it.origin + (it.batch ? " · " + it.batch : "");
     $("#item-model").textContent = it.model_version || "";
+    $("#item-coded-as").textContent = codedAs(it);
     $("#item-lease").textContent = it.claimed_by ?
       it.claimed_by + " until " + when(it.claim_expires_at) : "free";
     var mine = it.decisions.some(function (d) { return d.reviewer === me() && d.action !== "skip"; });

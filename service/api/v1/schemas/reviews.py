@@ -66,6 +66,16 @@ class ReviewItemResponse(BaseModel):
     top_confidence: float | None = Field(description="Its calibrated confidence.")
     section: str | None = Field(description="Section of the first suggestion.", examples=["02"])
     model_version: str | None = Field(description="Model that made the suggestions.")
+    min_precision: float | None = Field(
+        None,
+        description="Target precision its records were coded at (the strictest when several; "
+        "null: the service's default).",
+    )
+    table_precision: float | None = Field(
+        None,
+        description="Set when it is an entry of a national list coded as a correspondence "
+        "table: that table's target precision, which re-scoring after a decision keeps.",
+    )
     claimed_by: str | None = Field(description="Reviewer holding the lease.")
     claim_expires_at: datetime | None = Field(description="When the lease runs out (UTC).")
     decision: str | None = Field(
