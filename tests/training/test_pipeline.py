@@ -216,6 +216,26 @@ def test_parity_check_refuses_a_mismatched_export(tmp_path):
         check_parity(model, tmp_path / "enc", texts, 0.999)
 
 
+@pytest.mark.model  # loads and exports the base encoder (15 s): not for test-fast
+def test_the_export_reads_encode_max_length_tokens_and_keeps_parity_there(tmp_path):
+    from service.models.embedder import OnnxEncoder
+    from training.config import TrainConfig
+    from training.finetune import load_base_model
+    from training.pipeline import export_checked
+
+    long_text = " ".join(["theft of a bicycle from a locked shed at night"] * 8)  # ~90 tokens
+    cfg = TrainConfig(max_seq_length=16, encode_max_length=64)
+    enc_dir, cosine = export_checked(load_base_model(16), [long_text, "theft"], tmp_path, cfg)
+    assert cosine >= cfg.parity_cosine
+    enc = OnnxEncoder(enc_dir, int8=False)
+    assert enc.max_length == 64
+    # Read at 64 tokens, not cut at the 16 of fine-tuning: the tail changes the vector.
+    shorter = " ".join(long_text.split()[:40])
+    assert float((enc.encode([long_text]) * enc.encode([shorter])).sum()) < 0.9999
+    with pytest.raises(ValueError, match="encode_max_length"):
+        TrainConfig(encode_max_length=1024)
+
+
 def test_abbreviation_table_round_trips_through_the_entry(tmp_path):
     from service.normalize import read_abbreviations
     from training.entry import write_abbreviations
