@@ -18,9 +18,9 @@ four letters or fewer, "atm" not in "atmospheric"), ё against е, and the
 Arabic hamza seats, tāʾ marbūṭa, alif maqṣūra, tatweel and short vowels. Text written with
 marks, though, takes a term written with the same marks before one written with others:
 "trộm cắp" (theft) is glossed by "trộm", not by the longer "trộm cáp" (cable theft); a term
-whose marks differ is taken only where no term fits as written (a mistyped mark). Every glossary applies
-to every record: short-text language identification is too unreliable to gate on, and the terms
-of one language seldom occur in another's records.
+whose marks differ is taken only where no term fits as written (a mistyped mark). Every
+glossary applies to every record: short-text language identification is too unreliable to gate
+on, and the terms of one language seldom occur in another's records.
 """
 
 from __future__ import annotations
