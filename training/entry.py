@@ -59,7 +59,15 @@ def write_entry(
         "thresholds": calibration["thresholds"],
         "calibration": {
             k: calibration[k]
-            for k in ("method", "temperature", "curves", "target_map", "table_thresholds")
+            for k in (
+                "method",
+                "temperature",
+                "curves",
+                "target_map",
+                "table_thresholds",
+                "non_offence_curve",
+                "reject_threshold",
+            )
             if k in calibration
         },
         "metrics_summary": summary(metrics),

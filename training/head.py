@@ -23,7 +23,7 @@ from service.models.hierarchy import HierarchicalClassifier
 from service.models.linear_head import LinearHead
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
-from service.models.policy import ClassColumns, rejects
+from service.models.policy import REJECT_PROBABILITY, ClassColumns, rejects
 from service.models.predictor import FeatureBuilder, Scorer
 from service.models.tree import node_aggregation
 from service.taxonomy import ancestor_at, level_of
@@ -227,6 +227,11 @@ def calibrate(
         str(lvl): expected_calibration_error(outcomes.conf[lvl], outcomes.correct[lvl])
         for lvl in curves
     }
+    # Rejecting a record as not an offence is a decision too: its curve (P(not an offence) ->
+    # share truly not an offence) sets where the service may reject (Thresholds.reject_at).
+    non_offence = PrecisionCurve.from_predictions(
+        ClassColumns(classes).non_offence_probability(proba), tr == NOT_AN_OFFENCE
+    )
     result = {
         "method": "temperature",
         "temperature": temperature,
@@ -236,6 +241,10 @@ def calibrate(
         "ece_per_level_after": per_level_ece,
         "curves": {str(k): v.to_dict() for k, v in curves.items()},
         "thresholds": {str(k): v.threshold_for(cfg.target_precision) for k, v in curves.items()},
+        "non_offence_curve": non_offence.to_dict(),
+        "reject_threshold": max(
+            REJECT_PROBABILITY, non_offence.threshold_for(cfg.target_precision)
+        ),
     }
     log.info(
         "calibration: T=%.3f ECE %.4f -> %.4f",

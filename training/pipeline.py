@@ -25,6 +25,7 @@ from service.labels import LabelledRow
 from service.models.embedder import OnnxEncoder
 from service.models.multilingual import NAME as MULTILINGUAL_NAME
 from service.models.multilingual import MultilingualEncoder, join
+from service.models.policy import ClassColumns
 from service.models.predictor import Scorer
 from service.models.registry import Registry
 from service.normalize import (
@@ -63,6 +64,7 @@ from training.policy_sim import (
     cross_fitted_decisions,
     fit_target_map,
     per_source_precision,
+    rejection_by_held_out_source,
 )
 from training.review_sim import (
     simulate_held_out_lists,
@@ -428,6 +430,9 @@ def leave_one_source_out_metrics(
         proba, fitted.classes, labels[held], folds[held]
     )
     metrics["precision_by_held_out_source"] = per_source_precision(replay, folds[held])
+    metrics["rejection_by_held_out_source"] = rejection_by_held_out_source(
+        ClassColumns(fitted.classes).non_offence_probability(proba), labels[held], folds[held]
+    )
     metrics["table_precision_by_held_out_source"] = table_precision_by_held_out_source(
         proba, fitted.classes, labels[held], folds[held]
     )

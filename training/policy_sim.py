@@ -6,18 +6,23 @@ auto-coded and its precision are what a new jurisdiction would see.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from service.labels import NOT_AN_OFFENCE
 from service.models.calibration import PrecisionCurve, effective_target
-from service.models.policy import AUTO, ClassColumns, decide_row, rejects
+from service.models.policy import AUTO, REJECT_PROBABILITY, ClassColumns, decide_row, rejects
 from service.models.tree import node_aggregation
 from service.taxonomy import ancestor_at, level_of, load_taxonomy
 from training.head import level_outcomes
 
 
 def decisions(
-    proba: np.ndarray, classes: np.ndarray, thresholds: dict[int, float]
+    proba: np.ndarray,
+    classes: np.ndarray,
+    thresholds: dict[int, float],
+    reject_at: float = REJECT_PROBABILITY,
 ) -> list[str | None]:
     """Assigned code (or None) per row under the serving policy (:func:`decide_row`)."""
     tax = load_taxonomy()
@@ -27,7 +32,7 @@ def decisions(
     node_p = proba @ matrix
     out: list[str | None] = []
     for r in range(len(proba)):
-        d = decide_row(proba[r], node_p[r], idx, columns, thresholds, tax.path)
+        d = decide_row(proba[r], node_p[r], idx, columns, thresholds, tax.path, None, reject_at)
         out.append(d.assigned if d.status == AUTO else None)
     return out
 
@@ -199,6 +204,34 @@ def per_source_precision(
             out[fold][f"{p:.2f}"] = _rates(n, auto, right) | {"effective_target": eff}
     out["pooled"] = {f"{p:.2f}": _rates(*pooled[p]) for p in targets}
     return out
+
+
+def rejection_by_held_out_source(
+    non_offence: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
+    targets: tuple[float, ...] = (0.90, 0.95, 0.97),
+) -> dict[str, Any]:
+    """Records rejected as not an offence on lists the model never saw, and the share of them
+    truly not offences: at REJECT_PROBABILITY (the rule before rejection was calibrated), and
+    at each target with the bar learnt without the list (nested), pooled over the lists."""
+    truly_not = truth == NOT_AN_OFFENCE
+
+    def outcome(rejected: np.ndarray) -> dict[str, float]:
+        n = int(rejected.sum())
+        right = int((rejected & truly_not).sum())
+        return {"rejected": n, "precision": right / n if n else float("nan")}
+
+    out = {"uncalibrated": outcome(rejects(non_offence))}
+    for p in targets:
+        rejected = np.zeros(len(truth), dtype=bool)
+        for fold in sorted(set(folds)):
+            inside, others = folds == fold, folds != fold
+            curve = PrecisionCurve.from_predictions(non_offence[others], truly_not[others])
+            bar = max(REJECT_PROBABILITY, curve.threshold_for(p))
+            rejected |= inside & rejects(non_offence, bar)
+        out[f"{p:.2f}"] = outcome(rejected)
+    return {"not_an_offence_rows": int(truly_not.sum()), "rejected": out}
 
 
 def _rates(n: int, auto: int, right: int) -> dict[str, float]:

@@ -52,7 +52,8 @@ def write_report(path: Path, manifest: dict[str, Any], metrics: dict[str, Any]) 
     ]
     for p, m in metrics["policy"].items():
         lines.append(f"| {p} | {m['coverage']:.3f} | {m['precision']:.3f} |")
-    lines += _held_out_precision(metrics) + _table_precision(metrics) + _languages(metrics)
+    lines += _held_out_precision(metrics) + _rejection(metrics) + _table_precision(metrics)
+    lines += _languages(metrics)
     Path(path).write_text("\n".join(lines) + "\n", "utf-8")
 
 
@@ -75,6 +76,27 @@ def _held_out_precision(metrics: dict[str, Any]) -> list[str]:
     for src, m in per.items():
         cells = [f"{m[t]['coverage']:.3f} / {m[t]['precision']:.3f}" for t in targets]
         lines.append(f"| {src} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _rejection(metrics: dict[str, Any]) -> list[str]:
+    """Records rejected as not an offence on held-out lists, and how many truly were not."""
+    rej = metrics.get("rejection_by_held_out_source")
+    if not rej:
+        return []
+    lines = [
+        "",
+        "## Rejected as not an offence on held-out lists (bar learnt without the list)",
+        "",
+        f"{rej['not_an_offence_rows']} held-out rows are not offences. A rejected record is "
+        "seen by nobody; below the bar it goes to review.",
+        "",
+        "| bar | rejected | of them truly not an offence |",
+        "|---|---|---|",
+    ]
+    for bar, m in rej["rejected"].items():
+        name = "0.5 (uncalibrated)" if bar == "uncalibrated" else f"target {bar}"
+        lines.append(f"| {name} | {m['rejected']} | {m['precision']:.3f} |")
     return lines
 
 

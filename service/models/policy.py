@@ -21,7 +21,11 @@ from service.taxonomy import ancestor_at, level_of
 
 AUTO, REVIEW, REJECTED = "auto", "review", "rejected"
 SHALLOWEST_AUTO_LEVEL = 2
-# Probability of "not an offence" above which the record is rejected rather than reviewed.
+# Probability of "not an offence" at which the record is rejected rather than reviewed: the
+# floor, and the whole rule for entries built before rejection was calibrated. A rejection is
+# a decision nobody checks, so newer entries reject only where "not an offence" reaches the
+# target precision on the held-out lists (:meth:`Thresholds.reject_at`): at 0.5, 64% of the
+# records rejected on lists the model never saw were offences.
 REJECT_PROBABILITY = 0.5
 # Two letters make a word; in Chinese, Japanese and Korean one character does ("盗": theft).
 _HAS_WORD = re.compile(r"[^\W\d_]{2,}|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
@@ -65,9 +69,11 @@ class ClassColumns:
         return self.offence[np.argsort(-proba[self.offence], kind="stable")]
 
 
-def rejects(non_offence_probability: np.ndarray | float) -> np.ndarray:
-    """Whether records with these "not an offence" probabilities are rejected."""
-    return np.asarray(non_offence_probability) >= REJECT_PROBABILITY
+def rejects(
+    non_offence_probability: np.ndarray | float, at: float = REJECT_PROBABILITY
+) -> np.ndarray:
+    """Whether records with these "not an offence" probabilities are rejected (at ``at``)."""
+    return np.asarray(non_offence_probability) >= at
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,12 @@ class Thresholds:
         curves: dict[int, PrecisionCurve],
         target_map: list[list[float]] | None = None,
         table: list[list[float]] | None = None,
+        non_offence: PrecisionCurve | None = None,
     ) -> None:
         self.curves = curves
+        # P(not an offence) -> precision of rejecting at it, on the held-out national lists;
+        # None for entries built before it (they reject at REJECT_PROBABILITY).
+        self.non_offence = non_offence
         # Target -> the stricter target that holds on sources the model never saw (from
         # training's cross-fitted replay); entries without one use the target as it is.
         self.target_map = target_map
@@ -106,6 +116,16 @@ class Thresholds:
         # (training/review_sim.py ``table_thresholds``); None for entries built before them.
         self.table = sorted(table) if table else None
         self._cache: dict[float, dict[int, float]] = {}
+
+    def reject_at(self, precision: float) -> float:
+        """P(not an offence) at which a record is rejected for a target ``precision``: where
+        rejecting reaches it on the held-out lists (through the target map, as the levels
+        are), never below REJECT_PROBABILITY; above 1 (never: such records go to review) where
+        no probability reaches it."""
+        if self.non_offence is None:
+            return REJECT_PROBABILITY
+        effective = effective_target(self.target_map, precision)
+        return max(REJECT_PROBABILITY, self.non_offence.threshold_for(effective))
 
     def table_at(self, precision: float) -> float:
         """Top-code confidence at which an entry of a list coded as a table is auto-coded, for
@@ -135,15 +155,17 @@ def decide(
     non_offence_prob: float,
     thresholds: dict[int, float],
     top_class: tuple[float, float] | None = None,
+    reject_at: float = REJECT_PROBABILITY,
 ) -> Decision:
     """Apply the policy to one record.
 
     ``node_conf`` maps the codes on the top suggestion's path to their probabilities.
     ``top_class``: (probability of the top class, table threshold) for an entry of a list
     coded as a table: the top code is auto-coded whole once its probability reaches the
-    threshold; below it the per-level walk decides as for any record.
+    threshold; below it the per-level walk decides as for any record. ``reject_at``: the
+    P(not an offence) at which the record is rejected (:meth:`Thresholds.reject_at`).
     """
-    if rejects(non_offence_prob):
+    if rejects(non_offence_prob, reject_at):
         return Decision(REJECTED, reason="not_an_offence")
     if top_class is not None and top_class[0] >= top_class[1]:
         return Decision(AUTO, assigned=top_code)
@@ -162,6 +184,7 @@ def decide_row(
     thresholds: dict[int, float],
     path: Callable[[str], list[str]],
     table_threshold: float | None = None,
+    reject_at: float = REJECT_PROBABILITY,
 ) -> Decision:
     """The policy on one record's probabilities: what the service and training both call.
 
@@ -177,4 +200,4 @@ def decide_row(
     top_class = None
     if table_threshold is not None and float(proba[col]) >= non_offence:
         top_class = (float(proba[col]), table_threshold)
-    return decide(top, node_conf, non_offence, thresholds, top_class)
+    return decide(top, node_conf, non_offence, thresholds, top_class, reject_at)

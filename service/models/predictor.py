@@ -20,6 +20,7 @@ from service.models.multilingual import JoinedEncoder, MultilingualEncoder
 from service.models.neighbours import NearestExamples
 from service.models.ngrams import CharNgrams
 from service.models.policy import (
+    REJECT_PROBABILITY,
     REJECTED,
     ClassColumns,
     Thresholds,
@@ -222,13 +223,14 @@ class Predictor:
         taxonomy: Taxonomy | None = None,
         target_map: list[list[float]] | None = None,
         table_thresholds: list[list[float]] | None = None,
+        non_offence_curve: PrecisionCurve | None = None,
     ) -> None:
         self.version = version
         self.normalizer = normalizer
         self.encoder = encoder
         self.scorer = scorer
         self.head = head = scorer.head
-        self.thresholds = Thresholds(curves, target_map, table_thresholds)
+        self.thresholds = Thresholds(curves, target_map, table_thresholds, non_offence_curve)
         self.default_precision = default_precision
         self.taxonomy = taxonomy or load_taxonomy()
         self.columns = ClassColumns(head.classes_)
@@ -264,6 +266,8 @@ class Predictor:
             int(lvl): PrecisionCurve.from_dict(c)
             for lvl, c in manifest["calibration"]["curves"].items()
         }
+        stored = manifest["calibration"].get("non_offence_curve")
+        non_offence_curve = PrecisionCurve.from_dict(stored) if stored else None
         head = bundle.head
         head.temperature = float(manifest["calibration"]["temperature"])
         return cls(
@@ -280,6 +284,7 @@ class Predictor:
             default_precision=target_precision or float(manifest["target_precision"]),
             target_map=manifest["calibration"].get("target_map"),
             table_thresholds=manifest["calibration"].get("table_thresholds"),
+            non_offence_curve=non_offence_curve,
         )
 
     @property
@@ -353,6 +358,7 @@ class Predictor:
         """
         precision = min_precision or self.default_precision
         thresholds = self.thresholds.at(precision)
+        reject_at = self.thresholds.reject_at(precision)
         table = None if table_precision is None else self.thresholds.table_at(table_precision)
         results: list[Classification | None] = [None] * len(texts)
         todo: dict[str, list[int]] = {}
@@ -367,7 +373,7 @@ class Predictor:
             proba, near = self._scored(unique, decided)
             nodes = proba @ self.head.node_matrix_
             for row, text in enumerate(unique):
-                res = self._decide_one(proba[row], nodes[row], top_k, thresholds, table)
+                res = self._decide_one(proba[row], nodes[row], top_k, thresholds, table, reject_at)
                 if near is not None:
                     res.relied_on = self._relied_on(res, near, row)
                 for i in todo[text]:
@@ -390,11 +396,19 @@ class Predictor:
         top_k: int,
         thresholds: dict[int, float],
         table: float | None = None,
+        reject_at: float = REJECT_PROBABILITY,
     ) -> Classification:
         order = self.columns.ranked_offences(proba)
         suggestions = [self._suggestion(self.columns.classes[c], nodes) for c in order[:top_k]]
         decision = decide_row(
-            proba, nodes, self._node_index, self.columns, thresholds, self.taxonomy.path, table
+            proba,
+            nodes,
+            self._node_index,
+            self.columns,
+            thresholds,
+            self.taxonomy.path,
+            table,
+            reject_at,
         )
         assigned = None
         if decision.assigned:

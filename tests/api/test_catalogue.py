@@ -94,5 +94,12 @@ def test_active_thresholds_at_another_precision(
     assert (
         table95["table_threshold"] is None or table95["table_threshold"] >= lax["table_threshold"]
     )
+    # Rejecting as "not an offence" is held to the target too: never below 0.5, never laxer
+    # at a stricter target (null: content is never rejected at it).
+    for body in (lax, table95, strict):
+        assert body["reject_threshold"] is None or 0.5 <= body["reject_threshold"] <= 1.0
+    if strict["reject_threshold"] is not None:
+        assert lax["reject_threshold"] is not None
+        assert strict["reject_threshold"] >= lax["reject_threshold"]
     err = assert_error(shared_client.get("/v1/models/active?min_precision=0.6", headers=h), 422)
     assert err["error"] == "invalid_input" and err["context"]["field"] == "min_precision"

@@ -56,6 +56,13 @@ def test_quick_model_is_registered_and_promoted(tiny_registry):
     table = manifest["calibration"]["table_thresholds"]
     assert [t for t, _ in table] == sorted(t for t, _ in table) and len(table) == 20
     assert [th for _, th in table] == sorted(th for _, th in table)
+    # Rejection as "not an offence" has its own curve, and a threshold never below 0.5.
+    assert manifest["calibration"]["non_offence_curve"]["n"] > 0
+    assert manifest["calibration"]["reject_threshold"] >= 0.5
+    rejection = metrics["rejection_by_held_out_source"]["rejected"]
+    assert set(rejection) == {"uncalibrated", "0.90", "0.95", "0.97"}
+    assert rejection["0.97"]["rejected"] <= rejection["uncalibrated"]["rejected"]
+    assert "Rejected as not an offence" in (entry / "report.md").read_text("utf-8")
     per_list = metrics["table_precision_by_held_out_source"]
     assert set(per_list["pooled"]) == {"0.90", "0.95", "0.97"}
     assert "A held-out list coded as a table" in (entry / "report.md").read_text("utf-8")

@@ -5,7 +5,15 @@ from service.models.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
-from service.models.policy import AUTO, REJECTED, REVIEW, decide, unusable_text_reason
+from service.models.policy import (
+    AUTO,
+    REJECT_PROBABILITY,
+    REJECTED,
+    REVIEW,
+    Thresholds,
+    decide,
+    unusable_text_reason,
+)
 
 
 def test_temperature_recovers_overconfidence():
@@ -54,6 +62,27 @@ def test_policy_reviews_when_only_the_section_is_sure():
 
 def test_policy_rejects_non_offences():
     assert decide("0501", {"05": 0.3, "0501": 0.3}, 0.7, {2: 0.1}).status == REJECTED
+
+
+def test_a_likely_non_offence_below_the_reject_threshold_goes_to_review():
+    conf = {"05": 0.3, "0501": 0.3}
+    assert decide("0501", conf, 0.7, {2: 0.9}, reject_at=0.9).status == REVIEW
+    assert decide("0501", conf, 0.95, {2: 0.9}, reject_at=0.9).status == REJECTED
+
+
+def test_rejection_reaches_the_target_precision_on_its_curve_and_never_below_half():
+    rng = np.random.default_rng(3)
+    p_no = rng.uniform(size=5000)
+    truly_not = rng.uniform(size=5000) < p_no**3  # P(no) overconfident: 0.7 is right 34%
+    curve = PrecisionCurve.from_predictions(p_no, truly_not)
+    t = Thresholds({}, non_offence=curve).reject_at(0.9)
+    assert 0.9 < t <= 1.0 and truly_not[p_no >= t].mean() >= 0.89
+    assert Thresholds({}, non_offence=curve).reject_at(0.8) <= t  # laxer target, lower bar
+    assert Thresholds({}).reject_at(0.95) == REJECT_PROBABILITY  # an entry built before it
+    sure = PrecisionCurve.from_predictions(p_no, np.ones(5000, bool))
+    assert Thresholds({}, non_offence=sure).reject_at(0.95) == REJECT_PROBABILITY
+    never = PrecisionCurve.from_predictions(p_no, np.zeros(5000, bool))
+    assert Thresholds({}, non_offence=never).reject_at(0.95) > 1.0
 
 
 def test_unusable_text():

@@ -86,7 +86,8 @@ def test_training_decides_as_the_service_on_the_same_probabilities(
 def test_classify_decides_as_the_training_replay(predictor: Predictor, precision: float) -> None:
     served = predictor.classify(TEXTS, min_precision=precision)
     proba = predictor.class_probabilities(TEXTS)
-    assigned = decisions(proba, predictor.head.classes_, predictor.thresholds.at(precision))
+    t = predictor.thresholds
+    assigned = decisions(proba, predictor.head.classes_, t.at(precision), t.reject_at(precision))
     assert assigned == [
         r.assigned.code if r.status == AUTO and r.assigned else None for r in served
     ]

@@ -75,6 +75,7 @@ def active(
         precision = services.settings.check_min_precision(min_precision)
     thresholds = predictor.thresholds.at(precision)
     table = predictor.thresholds.table_at(precision) if predictor.thresholds.table else None
+    reject = predictor.thresholds.reject_at(precision)
     return ActiveModelResponse(
         version=predictor.version,
         promoted=services.registry.active() == predictor.version,
@@ -86,6 +87,7 @@ def active(
             for level, t in sorted(thresholds.items())
         },
         table_threshold=round(table, 4) if table is not None and table <= 1.0 else None,
+        reject_threshold=round(reject, 4) if reject <= 1.0 else None,
         int8=predictor.loaded_encoder.int8,
         encoder=predictor.loaded_encoder.name,
         multilingual_channel=predictor.loaded_encoder.multilingual,

@@ -64,6 +64,13 @@ class ActiveModelResponse(BaseModel):
         "table thresholds (built before them) or no confidence reaches the target.",
         examples=[0.81],
     )
+    reject_threshold: float | None = Field(
+        description='Probability of "not an offence" at which a record is rejected at this '
+        "target (rejecting reaches the target precision on the held-out national lists; never "
+        "below 0.5); null when no probability reaches it, so content is never rejected and "
+        "such records go to review.",
+        examples=[0.97],
+    )
     int8: bool = Field(
         description="True when the int8-quantised encoder is loaded (an entry that ships none "
         "is served with fp32 even when `ICCS_USE_INT8` asks for int8).",
