@@ -31,6 +31,15 @@ REJECT_PROBABILITY = 0.5
 _HAS_WORD = re.compile(r"[^\W\d_]{2,}|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 # Vowel signs between letters (Thai, Devanagari) are not letters to ``\w``: drop them first.
 _MARKS = re.compile(f"[{COMBINING_MARKS}]")
+# A whole record that only points elsewhere or holds nothing ("see file", "refer to attached
+# report", "unknown", "TBC"): no description to code. Rejected by rule, because the model's
+# "not an offence" is held to the target precision and such texts may fall short of its bar.
+_PLACEHOLDER = re.compile(
+    r"(?:(?:see|refer(?: to)?|as per)(?: the)?(?: attached| above| below)?"
+    r"(?: file| report| narrative| notes?| attachment| statement| details)?|attached"
+    r"|unknown|none|nil|null|tbc|tba|tbd|test|to follow)",
+)
+_NON_WORDS = re.compile(r"[\W_]+")
 
 
 class ClassColumns:
@@ -91,6 +100,8 @@ def unusable_text_reason(text: str) -> str | None:
         return "empty_text"
     if not _HAS_WORD.search(_MARKS.sub("", text)):
         return "no_words"  # pure numbers, case numbers, punctuation
+    if _PLACEHOLDER.fullmatch(_NON_WORDS.sub(" ", text.lower()).strip()):
+        return "placeholder"
     return None
 
 

@@ -100,6 +100,7 @@ def test_non_offence_texts_are_rejected_not_errors(
         ("12345", "no_words"),
         ("", "empty_text"),
         ("   ", "empty_text"),
+        ("see file", "placeholder"),
     ]:
         body = _classify(shared_client, headers["submitter"], text=text)
         assert body["status"] == "rejected", text

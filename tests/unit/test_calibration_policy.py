@@ -92,3 +92,7 @@ def test_unusable_text():
     assert unusable_text_reason("12345") == "no_words"
     assert unusable_text_reason("--/--") == "no_words"
     assert unusable_text_reason("theft") is None
+    for text in ("see file", "See attached report.", "refer to the narrative", "TBC", "unknown"):
+        assert unusable_text_reason(text) == "placeholder", text
+    for text in ("theft, see file", "see something suspicious", "attached a tracker to a car"):
+        assert unusable_text_reason(text) is None, text

@@ -152,7 +152,9 @@ class ClassifyResponse(BaseModel):
         examples=["auto"],
     )
     reason: str | None = Field(
-        description="Why a record was rejected: `empty_text`, `no_words`, `not_an_offence`.",
+        description="Why a record was rejected: `empty_text`, `no_words`, `placeholder` (the "
+        'whole text only points elsewhere or holds nothing: "see file", "TBC"), '
+        "`not_an_offence`.",
         examples=[None],
     )
     assigned: AssignedOut | None = Field(
