@@ -71,6 +71,7 @@ def test_output_contract(write_csv, coder: Coder, tmp_path: Path) -> None:  # ty
     by_text = {r["description"]: r for r in rows}
     assert by_text[""]["reason"] == "empty_text"
     assert by_text["12345"]["reason"] == "no_words"
+    assert by_text["see file"]["reason"] == "placeholder"
     assert summary.counts == {
         s: sum(1 for r in rows if r["status"] == s) for s in ("auto", "review", "rejected")
     }
@@ -88,7 +89,7 @@ def test_each_distinct_text_is_classified_once(
     summary = classify_file(src, out, opts(chunk_rows=50, cache_size=2), Coder(counting))
     seen = counting.texts_seen
     assert len(seen) == len({dedupe_key(t) for t in seen})
-    usable = {dedupe_key(t) for t in TEXTS if t and t != "12345"}
+    usable = {dedupe_key(t) for t in TEXTS if t and t not in ("12345", "see file")}
     assert {dedupe_key(t) for t in seen} == usable
     assert summary.distinct_texts == len(usable)
     assert summary.dedupe_ratio == pytest.approx(600 / len(usable))
