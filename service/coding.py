@@ -49,6 +49,8 @@ class ReviewRequest:
     # The precision of the finished table when the record is an entry of a list coded as a
     # correspondence table (None: every code must reach min_precision); re-scoring keeps it.
     table_precision: float | None = None
+    # The model's P(not an offence) for the text (None: not scored, or no such class).
+    non_offence_probability: float | None = None
 
 
 class ReviewQueue(Protocol):
@@ -284,6 +286,7 @@ class Coder:
                     created_by=created_by,
                     min_precision=min_precision,
                     table_precision=table_precision,
+                    non_offence_probability=res.non_offence_probability,
                 )
             )
         for i, review_id in zip(pending, self.queue.enqueue(requests), strict=True):

@@ -91,6 +91,9 @@ class ReviewItem(Base):
     # coded as a correspondence table (migration 0010): re-scoring codes it as such an entry.
     # NULL as soon as one record asked for every code at min_precision.
     table_precision: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The model's P(not an offence) for the text (migration 0011), shown to reviewers so they
+    # can reject quickly; NULL when the model did not score it, or for items queued before.
+    non_offence_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditEntry(Base):

@@ -51,10 +51,14 @@ class Checkpoint:
             CREATE TABLE IF NOT EXISTS parts (idx INTEGER PRIMARY KEY, rows INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS texts (
                 key TEXT PRIMARY KEY, result TEXT NOT NULL, status TEXT NOT NULL,
-                occurrences INTEGER NOT NULL, text TEXT, record_id TEXT, suggestions TEXT
+                occurrences INTEGER NOT NULL, text TEXT, record_id TEXT, suggestions TEXT,
+                non_offence REAL
             );
             """
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(texts)")}
+        if "non_offence" not in columns:  # a run checkpointed by an older version, resumed
+            self.db.execute("ALTER TABLE texts ADD COLUMN non_offence REAL")
         if self.meta("fingerprint") is None:
             self.set_meta({"fingerprint": fingerprint})
 
@@ -132,8 +136,8 @@ class Checkpoint:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
-                "INSERT INTO texts(key, result, status, occurrences, text, record_id, suggestions)"
-                " VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                "INSERT INTO texts(key, result, status, occurrences, text, record_id, suggestions,"
+                " non_offence) VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
                 [
                     (
                         k,
@@ -142,8 +146,9 @@ class Checkpoint:
                         text if res.status == REVIEW else None,
                         rid if res.status == REVIEW else None,
                         sugg or None,
+                        non_offence if res.status == REVIEW else None,
                     )
-                    for k, (res, text, rid, sugg) in coding.new.items()
+                    for k, (res, text, rid, sugg, non_offence) in coding.new.items()
                 ],
             )
             # Occurrences matter only for what goes to review (queued with its count).
@@ -165,7 +170,7 @@ class Checkpoint:
     def review_rows(self, size: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
         """Texts that went to review, with their occurrence counts, in batches."""
         cur = self.db.execute(
-            "SELECT key, text, record_id, occurrences, suggestions, result FROM texts "
+            "SELECT key, text, record_id, occurrences, suggestions, result, non_offence FROM texts "
             "WHERE status = ? ORDER BY rowid",
             (REVIEW,),
         )

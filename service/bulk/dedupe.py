@@ -29,7 +29,9 @@ class ChunkCoding:
 
     results: list[RowResult]
     key_counts: Counter[str]
-    new: dict[str, tuple[RowResult, str, str | None, str]]  # key -> result, text, id, sugg.
+    # key -> result, text, id, suggestions, P(not an offence): what a review item needs that
+    # the output row does not carry.
+    new: dict[str, tuple[RowResult, str, str | None, str, float | None]]
     by_key: dict[str, RowResult] = field(default_factory=dict)
 
     def status(self, key: str) -> str:
@@ -122,7 +124,7 @@ class TextClassifier:
         if missing and self.lookup is not None:
             local.update(self.lookup(missing))
             missing = [k for k in missing if k not in local]
-        new: dict[str, tuple[RowResult, str, str | None, str]] = {}
+        new: dict[str, tuple[RowResult, str, str | None, str, float | None]] = {}
         for start in range(0, len(missing), CLASSIFY_BATCH):
             batch = missing[start : start + CLASSIFY_BATCH]
             coded = self.coder.code(
@@ -143,7 +145,8 @@ class TextClassifier:
                     suggestions = json.dumps(
                         [suggestion_dict(s) for s in rec.result.suggestions], ensure_ascii=False
                     )
-                new[k] = (res, texts[first[k]], ids[first[k]], suggestions)
+                non_offence = rec.result.non_offence_probability
+                new[k] = (res, texts[first[k]], ids[first[k]], suggestions, non_offence)
         results: list[RowResult] = []
         for i, row_key in enumerate(keys):
             if row_key is None:

@@ -254,7 +254,7 @@ def _enqueue_reviews(ckpt: Checkpoint, coder: Coder, options: BulkOptions) -> in
     queued = 0
     for rows in ckpt.review_rows():
         requests = []
-        for key, text, record_id, occurrences, suggestions, result in rows:
+        for key, text, record_id, occurrences, suggestions, result, non_offence in rows:
             res = RowResult(*json.loads(result))
             requests.append(
                 ReviewRequest(
@@ -271,6 +271,7 @@ def _enqueue_reviews(ckpt: Checkpoint, coder: Coder, options: BulkOptions) -> in
                     created_by=options.created_by,
                     min_precision=options.min_precision or coder.predictor.default_precision,
                     table_precision=options.table_precision,
+                    non_offence_probability=non_offence,
                 )
             )
         coder.queue.enqueue(requests, source=source)

@@ -59,6 +59,10 @@ class Classification:
     # Review item ids of the reviewers' decisions this answer relied on: decided examples
     # that beat the training examples for the answer's code, or the decision-memory entry.
     relied_on: list[int] = field(default_factory=list)
+    # The head's P(not an offence), shown to reviewers so they can reject quickly; None where
+    # the model did not score the text (rejected by rule, answered from decision memory) or
+    # has no "not an offence" class.
+    non_offence_probability: float | None = None
 
 
 # What the head reads: dense rows, or sparse ones when the n-grams are not projected.
@@ -413,7 +417,17 @@ class Predictor:
         assigned = None
         if decision.assigned:
             assigned = self._suggestion(decision.assigned, nodes)
-        return Classification(suggestions, assigned, decision.status, decision.reason, self.version)
+        non_offence = None
+        if self.columns.non_offence >= 0:  # a head without the class has no such probability
+            non_offence = round(float(self.columns.non_offence_probability(proba)), 4)
+        return Classification(
+            suggestions,
+            assigned,
+            decision.status,
+            decision.reason,
+            self.version,
+            non_offence_probability=non_offence,
+        )
 
     def _suggestion(self, code: str, nodes: np.ndarray) -> Suggestion:
         cat = self.taxonomy.get(code)

@@ -287,6 +287,7 @@ class Queue(StoreBase):
                 priority=base_value(req.top_confidence, req.occurrences),
                 min_precision=req.min_precision,
                 table_precision=req.table_precision,
+                non_offence_probability=req.non_offence_probability,
                 section=section_of(req.top_code),
                 model_version=req.model_version,
                 reviews_required=1,

@@ -131,6 +131,7 @@ class Rescore:
     model_version: str
     auto_code: str | None = None  # the policy codes it on its own
     relied_on: tuple[int, ...] = ()  # review items of the decisions the answer used
+    non_offence_probability: float | None = None  # the model's P(not an offence) now
 
 
 @dataclass
@@ -239,6 +240,7 @@ class Rescoring(Queue):
                 item.suggestions = list(r.suggestions)
                 item.top_code = r.top_code
                 item.top_confidence = r.top_confidence
+                item.non_offence_probability = r.non_offence_probability
                 item.section = section_of(r.top_code)
                 item.model_version = r.model_version
                 if r.auto_code is not None:
@@ -422,6 +424,7 @@ def _rescore_of(item: OpenItem, res: Classification) -> Rescore:
         model_version=res.model_version,
         auto_code=auto,
         relied_on=tuple(int(i) for i in res.relied_on),
+        non_offence_probability=res.non_offence_probability,
     )
 
 

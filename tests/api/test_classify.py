@@ -42,6 +42,7 @@ RESULT_KEYS = {
     "taxonomy_version",
     "language",
     "relied_on",
+    "not_an_offence_probability",
 }
 
 
@@ -79,6 +80,7 @@ def test_classify_answers_every_field_of_the_contract(
         assert set(body["assigned"]) == {"code", "label", "level", "confidence"}
     else:
         assert body["assigned"] is None
+    assert 0.0 <= body["not_an_offence_probability"] <= 1.0
 
 
 def test_top_k_bounds(
@@ -107,6 +109,7 @@ def test_non_offence_texts_are_rejected_not_errors(
         assert body["reason"] == reason
         assert body["assigned"] is None and body["review_id"] is None
         assert body["suggestions"] == []
+        assert body["not_an_offence_probability"] is None  # the model never saw it
 
 
 def _is_backoff(body: dict[str, Any]) -> bool:
@@ -204,6 +207,8 @@ def test_review_memory_answers_a_text_a_reviewer_already_coded(
     assert again["source"] == "review_memory"
     assert again["status"] == "auto" and again["assigned"]["code"] == "02011"
     assert again["id"] == "R2" and again["review_id"] is None
+    assert first["not_an_offence_probability"] is not None
+    assert again["not_an_offence_probability"] is None  # a reviewer's code, not the model's
 
 
 def test_answers_name_the_review_decisions_they_relied_on(
@@ -228,6 +233,27 @@ def test_answers_name_the_review_decisions_they_relied_on(
         headers=h,
     )
     assert [r["relied_on"] for r in batch.json()["results"]] == [[first["review_id"]], []]
+
+
+def test_the_not_an_offence_probability_reaches_the_review_item(
+    shared_client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    # Found property is no offence; the tiny model gives it well over the page's 0.2 mark,
+    # below its (never reached) bar to reject.
+    h = headers["submitter"]
+    body = _classify(shared_client, h, text="lost wallet reported", min_precision=0.999)
+    assert body["status"] == "review"
+    probability = body["not_an_offence_probability"]
+    assert 0.2 <= probability <= 1.0 and probability == round(probability, 4)
+    shown = shared_client.get(f"/v1/reviews/{body['review_id']}", headers=headers["reviewer"])
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["non_offence_probability"] == probability
+    batch = shared_client.post(
+        "/v1/classify/batch",
+        json={"items": [{"text": "lost wallet reported"}, {"text": "see file"}]},
+        headers=h,
+    ).json()["results"]
+    assert [r["not_an_offence_probability"] for r in batch] == [probability, None]
 
 
 def test_min_precision_outside_operator_bounds(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from service.bulk import OUTPUT_COLUMNS, RESULT_COLUMNS, BulkOptions, classify_file, classify_frame
+from service.bulk.checkpoint import Checkpoint
 from service.bulk.engine import Interrupted, checkpoint_folder
 from service.coding import Coder
 from service.db import MemoryEntry, ReviewItem, session_factory, utcnow
@@ -134,6 +136,30 @@ def test_resume_after_interruption_equals_uninterrupted_run(
     first = {f"Theft of property number {i} from a shop" for i in range(120)}
     assert not first & set(counting.texts_seen)
     assert summary.rows == 500 and summary.distinct_texts == 120
+
+
+def test_a_checkpoint_from_before_the_non_offence_column_is_resumed(tmp_path: Path) -> None:
+    folder = tmp_path / "out.csv.iccs-partial"
+    folder.mkdir()
+    old = sqlite3.connect(folder / "state.sqlite3")
+    old.executescript(
+        """
+        CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+        CREATE TABLE texts (
+            key TEXT PRIMARY KEY, result TEXT NOT NULL, status TEXT NOT NULL,
+            occurrences INTEGER NOT NULL, text TEXT, record_id TEXT, suggestions TEXT
+        );
+        INSERT INTO meta VALUES ('fingerprint', 'fp');
+        INSERT INTO texts VALUES ('k', '[]', 'review', 3, 'lost wallet', NULL, '[]');
+        """
+    )
+    old.commit()
+    old.close()
+    ckpt = Checkpoint(folder, "fp")
+    assert [list(r) for rows in ckpt.review_rows() for r in rows] == [
+        ["k", "lost wallet", None, 3, "[]", "[]", None]
+    ]
+    ckpt.close()
 
 
 def test_checkpoint_of_another_input_is_not_reused(
@@ -267,6 +293,8 @@ def test_to_review_queues_each_text_once_with_its_occurrences(
     assert {i.text_key: i.occurrences for i in items} == review_rows
     assert {i.batch for i in items} <= {"legacy-2019"}
     assert {i.origin for i in items} <= {"bulk"}
+    # The model's P(not an offence) reaches the item, though no output column carries it.
+    assert items and all(0.0 <= (i.non_offence_probability or -1.0) <= 1.0 for i in items)
     assert summary.reviews_queued == len(items)
     store.engine.dispose()
 

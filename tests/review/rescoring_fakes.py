@@ -24,6 +24,7 @@ class Answer:
     model_version: str = "test-model-2"
     relied_on: list[int] = field(default_factory=list)
     reason: str | None = None
+    non_offence_probability: float | None = None
 
 
 class FakeCoder:

@@ -105,3 +105,36 @@ def test_upgrade_to_0007_gives_open_items_their_own_value(tmp_path: Path) -> Non
     assert [store.get(i).priority for i in (1, 2, 3)] == [6.0, 3.0, None]
     assert [i.id for i in store.list_items(order="value").items] == [1, 2, 3]
     engine.dispose()
+
+
+def test_0011_adds_the_non_offence_probability_and_downgrades_keeping_items(
+    tmp_path: Path,
+) -> None:
+    # Items queued before revision 0011 have no probability; a downgrade drops the column only.
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0010_review_table_precision")
+        conn.execute(
+            text(
+                "INSERT INTO review_items (text, text_key, origin, occurrences, status, "
+                "suggestions, top_confidence, created_at, reviews_required) VALUES "
+                "('lost wallet', 'k', 'api', 1, 'pending', '[]', 0.3, CURRENT_TIMESTAMP, 1)"
+            )
+        )
+    init_db(engine)
+    assert "non_offence_probability" in {
+        c["name"] for c in inspect(engine).get_columns("review_items")
+    }
+    store = ReviewStore(engine)
+    assert store.get(1).non_offence_probability is None
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE review_items SET non_offence_probability = 0.62"))
+        command.downgrade(_alembic_config(conn), "0010_review_table_precision")
+    assert "non_offence_probability" not in {
+        c["name"] for c in inspect(engine).get_columns("review_items")
+    }
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT text FROM review_items")).scalar_one() == "lost wallet"
+    init_db(engine)
+    assert _diff(engine) == [] and ReviewStore(engine).get(1).non_offence_probability is None
+    engine.dispose()

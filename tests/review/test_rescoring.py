@@ -7,6 +7,7 @@ alone), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,25 @@ def test_correction_auto_codes_and_rescores_only_pending_single_review_items_of_
     result = export_reviewed(store, tmp_path / "reviewed.csv")
     assert result.rows == 1 and result.auto_coded == 1
     assert "3602" not in (tmp_path / "reviewed.csv").read_text(encoding="utf-8")
+
+
+def test_rescoring_updates_the_not_an_offence_probability(
+    store: ReviewStore, make_request: Any
+) -> None:
+    decided, found, robbery = store.enqueue(
+        [
+            replace(make_request(t, batch="l"), non_offence_probability=0.05)
+            for t in ("stolen purse", "lost wallet", "robbery")
+        ]
+    )
+    wallet = review("0502", 0.4)
+    wallet.non_offence_probability = 0.62
+    store.decide(decided, "alice", "correct", code="0502")
+    rescore_after_decision(store, FakeCoder({"lost wallet": wallet}), decided)
+    assert store.get(found).non_offence_probability == 0.62
+    # The default answer: a model without a "not an offence" class, or none scored.
+    assert store.get(robbery).non_offence_probability is None
+    assert store.get(decided).non_offence_probability == 0.05
 
 
 def test_items_without_batch_form_one_list_per_origin(

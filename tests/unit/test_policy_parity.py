@@ -107,3 +107,19 @@ def test_a_head_without_non_offence_examples_never_rejects() -> None:
     proba = np.array([[0.9, 0.1]])
     assert list(columns.non_offence_probability(proba)) == [0.0]
     assert list(top_codes(proba, np.array(columns.classes, dtype=object))) == ["0101"]
+
+
+def test_answers_carry_the_heads_non_offence_probability(
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = predictor.classify(TEXTS)
+    scored = [t for t in TEXTS if t != "see attached report"]  # a placeholder: rejected by rule
+    column = predictor.class_probabilities(scored)[:, predictor.columns.non_offence]
+    by_text = dict(zip(TEXTS, served, strict=True))
+    assert [by_text[t].non_offence_probability for t in scored] == [
+        round(float(p), 4) for p in column
+    ]
+    assert by_text["see attached report"].non_offence_probability is None
+    # A head trained without non-offence examples has no such probability: none is made up.
+    monkeypatch.setattr(predictor.columns, "non_offence", -1)
+    assert {r.non_offence_probability for r in predictor.classify(scored)} == {None}

@@ -79,6 +79,7 @@ def to_response(rec: CodedRecord, request_id: str) -> ClassifyResponse:
         taxonomy_version=res.taxonomy_version,
         language=LanguageOut(**(rec.language or detect("")).as_dict()),
         relied_on=list(res.relied_on),
+        not_an_offence_probability=res.non_offence_probability,
     )
 
 

@@ -139,6 +139,7 @@ def item_response(
         model_version=item.model_version,
         min_precision=item.min_precision,
         table_precision=item.table_precision,
+        non_offence_probability=item.non_offence_probability,
         claimed_by=item.claimed_by,
         claim_expires_at=aware(item.claim_expires_at),
         decision=item.decision,

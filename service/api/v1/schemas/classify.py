@@ -188,6 +188,20 @@ class ClassifyResponse(BaseModel):
         ),
         examples=[[1042]],
     )
+    not_an_offence_probability: float | None = Field(
+        None,
+        description=(
+            "The model's probability (0..1) that the text is not an offence description at "
+            "all (a warrant, a registration, found property). The service rejects the record "
+            "(`reason` `not_an_offence`) from `reject_threshold` of `GET /v1/models/active` "
+            "up; below it the record is coded or reviewed as usual. Null when the model did "
+            "not score the text: rejected by rule, answered from review memory, or a model "
+            "without a not-an-offence class."
+        ),
+        ge=0,
+        le=1,
+        examples=[0.03],
+    )
 
 
 class BatchRequest(BaseModel):

@@ -76,6 +76,15 @@ class ReviewItemResponse(BaseModel):
         description="Set when it is an entry of a national list coded as a correspondence "
         "table: that table's target precision, which re-scoring after a decision keeps.",
     )
+    non_offence_probability: float | None = Field(
+        None,
+        description="The model's probability (0..1) that the text is not an offence "
+        "description (kept up to date by re-scoring); the page flags the item from 0.2. Null "
+        "when the model did not score it or the item was queued before it was kept.",
+        ge=0,
+        le=1,
+        examples=[0.62],
+    )
     claimed_by: str | None = Field(description="Reviewer holding the lease.")
     claim_expires_at: datetime | None = Field(description="When the lease runs out (UTC).")
     decision: str | None = Field(
