@@ -44,7 +44,12 @@ def _suggestion(code: str, confidence: float) -> dict[str, Any]:
 
 
 def review_request(
-    text: str, codes: tuple[str, ...], top: float, batch: str, occurrences: int = 1
+    text: str,
+    codes: tuple[str, ...],
+    top: float,
+    batch: str,
+    occurrences: int = 1,
+    non_offence: float | None = None,
 ) -> ReviewRequest:
     return ReviewRequest(
         text=text,
@@ -56,6 +61,7 @@ def review_request(
         origin="bulk" if batch.startswith("legacy") else "api",
         batch=batch,
         occurrences=occurrences,
+        non_offence_probability=non_offence,
     )
 
 
@@ -124,6 +130,8 @@ SEED: dict[str, tuple[str, tuple[str, ...], float, str, int]] = {
     "filter-b": ("Shoplifting", ("0502",), 0.27, "legacy-1998", 900),
     "filter-c": ("Fraudulent cheque", ("0701",), 0.33, "legacy-1998", 10),
 }
+# The model's P(not an offence) of seeded items (the others: none, as if not scored).
+NON_OFFENCE = {"reject": 0.62, "skip": 0.19}
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +157,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, tiny_registry: Path) -> Itera
     }
     items = {}
     for name, (text, codes, top, batch, occ) in SEED.items():
-        (items[name],) = store.enqueue([review_request(text, codes, top, batch, occ)])
+        request = review_request(text, codes, top, batch, occ, NON_OFFENCE.get(name))
+        (items[name],) = store.enqueue([request])
     store.claim(items["locked"], "bob")
     # Double-reviewed items, so the progress page has an inter-reviewer agreement to show.
     pairs = [

@@ -129,11 +129,16 @@ def test_correct_via_search_then_history(page: Any, site: Any, shot: Any) -> Non
 def test_reject_and_skip_shortcuts(page: Any, site: Any) -> None:
     login(page, site, "carol", f"/review/items/{site.items['reject']}")
     wait_status(page, "Not claimed")
+    # Flagged from a P(not an offence) of 0.2, next to the suggestions and the reject button.
+    assert page.locator("#non-offence").inner_text() == "May not be an offence (62%)"
+    reject = page.get_by_role("button", name=re.compile("^Reject"))
+    assert reject.get_attribute("aria-describedby") == "non-offence"
     page.keyboard.press("r")
     wait_status(page, "Rejected as not an offence")
     assert site.store.get(site.items["reject"]).decided_code == "not_an_offence"
     page.goto(f"{site.url}/review/items/{site.items['skip']}")
     wait_status(page, "Not claimed")
+    assert page.locator("#non-offence").is_hidden()  # 0.19: under the mark
     page.keyboard.press("s")
     wait_status(page, "Skipped")
     skipped = site.store.get(site.items["skip"])

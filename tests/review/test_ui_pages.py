@@ -40,6 +40,20 @@ def test_static_files_and_errors(api: Any, assert_error) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_item_page_has_a_place_for_the_not_an_offence_mark(api: Any) -> None:
+    # The script fills it from the item's non_offence_probability (at 0.2 and up) and shows
+    # it; the browser tests check the rendering.
+    html = api.client.get("/review/items/7").text
+    assert '<p id="non-offence" class="non-offence" hidden></p>' in html
+    assert html.index('id="non-offence"') < html.index('id="suggestions"')
+    assert 'id="reject" class="danger" aria-keyshortcuts="r" aria-describedby="non-offence"' in (
+        html
+    )
+    js = api.client.get("/review/static/review.js").text
+    assert "NON_OFFENCE_FLAG = 0.2;" in js and '"May not be an offence ("' in js
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_queue_page_lists_every_section(api: Any) -> None:
     html = api.client.get("/review").text
     assert html.count('<option value="0') + html.count('<option value="1') >= 11

@@ -267,10 +267,23 @@
       list.appendChild(li);
     });
     if (!it.suggestions.length) { list.appendChild(el("li", {}, "The model made no suggestion.")); }
+    renderNonOffence(it);
     $("#reject").disabled = !canAct;
     $("#skip").disabled = !canAct;
     Array.prototype.forEach.call(document.querySelectorAll("#search-results button"),
       function (b) { b.disabled = !canAct; });
+  }
+
+  // From this P(not an offence) the item is flagged: well under the service's reject bar (0.5
+  // at least), where warrants, registrations and found property still land in the queue.
+  var NON_OFFENCE_FLAG = 0.2;
+
+  function renderNonOffence(it) {
+    var p = $("#non-offence");
+    var x = it.non_offence_probability;
+    var show = x !== null && x !== undefined && x >= NON_OFFENCE_FLAG;
+    p.textContent = show ? "May not be an offence (" + Math.round(x * 100) + "%)" : "";
+    p.hidden = !show;
   }
 
   function renderNeighbours(list) {
