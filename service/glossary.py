@@ -14,8 +14,10 @@ start of a word, which may continue (suffixes and case endings: ``краж`` mat
 Where terms overlap, the longest wins ("특수절도" before "절도"). Matching ignores what
 writers often leave out or spell either way: Latin diacritics (Vietnamese typed without its tone
 marks, "trom cap" for "trộm cắp"; such a term must match a whole word, as must a Latin term of
-four letters or fewer, "atm" not in "atmospheric"), ё against е, and the
-Arabic hamza seats, tāʾ marbūṭa, alif maqṣūra, tatweel and short vowels. Text written with
+four letters or fewer, "atm" not in "atmospheric"), ё against е, the Arabic hamza seats,
+tāʾ marbūṭa, alif maqṣūra, tatweel and short vowels, and traditional against simplified Han
+characters (Taiwan and Hong Kong write "竊盜", the mainland "窃盗"; Korean Hanja and Japanese
+kanji are folded alike, so their terms still find their own text). Text written with
 marks, though, takes a term written with the same marks before one written with others:
 "trộm cắp" (theft) is glossed by "trộm", not by the longer "trộm cáp" (cable theft); a term
 whose marks differ is taken only where no term fits as written (a mistyped mark). Every
@@ -48,6 +50,25 @@ def _folding_table() -> dict[int, str | None]:
     table.update({ord(c): "ا" for c in "أإآٱ"})
     table.update({ord("ى"): "ي", ord("ة"): "ه", ord("ـ"): None})
     table.update({cp: None for cp in range(0x064B, 0x0653)})  # Arabic short vowels, shadda
+    table.update(_traditional_to_simplified())
+    return table
+
+
+def _traditional_to_simplified() -> dict[int, str]:
+    """Traditional Han characters and their simplified forms, one character for one.
+
+    From OpenCC's character table (``opencc-python-reimplemented``, Apache-2.0), read where it is
+    installed: the table is a public standard's data, not ours to copy. A traditional character
+    with several simplified forms takes the first, the usual one; multi-character entries are
+    left out so that folding keeps the text's length.
+    """
+    path = Path(str(resources.files("opencc").joinpath("dictionary", "TSCharacters.txt")))
+    table: dict[int, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        traditional, _, simplified = line.partition("\t")
+        first = simplified.split(" ")[0]
+        if len(traditional) == 1 and len(first) == 1 and first != traditional:
+            table[ord(traditional)] = first
     return table
 
 

@@ -85,6 +85,13 @@ def test_matching_ignores_vietnamese_tone_marks_yo_and_arabic_spelling_variants(
     assert Glossary({"سرقة": "theft"}).glosses("سرقه السيارة") == ["theft"]
 
 
+def test_traditional_and_simplified_han_match_each_other() -> None:
+    g = Glossary({"窃盗": "theft", "詐騙": "fraud"})
+    assert g.glosses("刑法第320條 竊盜罪") == ["theft"]  # Taiwan's traditional characters
+    assert g.glosses("电信诈骗案") == ["fraud"]  # a traditional term finds simplified text
+    assert g.glosses("強盜") == []  # robbery is not theft: folding joins variants, not words
+
+
 def test_terms_that_fold_alike_keep_the_first_gloss() -> None:
     g = Glossary({"giết": "killing", "giet": "something else"})
     assert g.glosses("giet") == g.glosses("giết") == ["killing"]
