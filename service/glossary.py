@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
+from service.indonesian import affixed_forms
+
 _SPACES = re.compile(r"\s+")
 _SHORT = 4  # a Latin term this long or shorter matches whole words only
 
@@ -97,6 +99,9 @@ def read_glossaries(
 ) -> dict[str, str]:
     """Merge glossary tables (``term,gloss``); later files override earlier ones.
 
+    A root table (``root,gloss``, Indonesian) lists every prefixed form of each root
+    (:func:`service.indonesian.affixed_forms`); its forms do not override terms already read.
+
     ``normalise`` (a callable) puts each term in the form the normaliser's text has when the
     glossary is applied, so "พ.ร.บ." in a table matches the "พ ร บ" a record becomes.
     """
@@ -104,15 +109,24 @@ def read_glossaries(
     for path in paths:
         with Path(path).open(encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)
-            if reader.fieldnames is None or not {"term", "gloss"} <= set(reader.fieldnames):
-                raise ValueError(f"{path}: a glossary needs the columns term,gloss")
+            columns = set(reader.fieldnames or ())
+            if not ({"term", "gloss"} <= columns or {"root", "gloss"} <= columns):
+                raise ValueError(f"{path}: a glossary needs the columns term,gloss or root,gloss")
             for row in reader:
-                term = (row["term"] or "").strip()
                 gloss = _SPACES.sub(" ", (row["gloss"] or "").strip().lower())
-                if normalise is not None:
-                    term = normalise(term)
-                if term and gloss:
-                    table[term] = gloss
+                if "root" in columns:  # an Indonesian root: each of its forms, listed or not
+                    terms = affixed_forms(row["root"] or "") if row["root"] else []
+                else:
+                    terms = [(row["term"] or "").strip()]
+                for term in terms:
+                    if normalise is not None:
+                        term = normalise(term)
+                    if not (term and gloss):
+                        continue
+                    if "root" in columns:  # a generated form never replaces a listed term
+                        table.setdefault(term, gloss)
+                    else:
+                        table[term] = gloss
     return table
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.glossary import Glossary, default_glossary_paths, read_glossaries
+from service.indonesian import affixed_forms
 from service.normalize import Normalizer, glossary_term_form
 
 TABLE = {
@@ -97,6 +98,32 @@ def test_terms_that_fold_alike_keep_the_first_gloss() -> None:
     assert g.glosses("giet") == g.glosses("giết") == ["killing"]
 
 
+def test_an_indonesian_root_glosses_its_prefixed_forms() -> None:
+    assert {"mencuri", "pencuri", "dicuri", "kecuri"} <= set(affixed_forms("curi"))
+    # meN- and peN- take the root's first sound and drop p, t, k, s before a vowel
+    assert {"memukul", "dipukul", "pemukul"} <= set(affixed_forms("pukul"))
+    assert {"menipu", "penipu", "tertipu"} <= set(affixed_forms("tipu"))
+    assert {"menyiksa", "penyiksa"} <= set(affixed_forms("siksa"))
+    assert {"mengeroyok", "pengeroyok"} <= set(affixed_forms("keroyok"))
+    assert {"menganiaya", "penganiaya"} <= set(affixed_forms("aniaya"))
+    assert {"merampok", "perampok"} <= set(affixed_forms("rampok"))
+    assert "pukul" not in affixed_forms("pukul")  # the bare root is "o'clock" too
+    assert "diancam" not in affixed_forms("ancam")  # "diancam pidana": punishable by
+
+
+def test_a_root_table_glosses_the_forms_and_keeps_listed_terms(tmp_path: Path) -> None:
+    listed = tmp_path / "id.csv"
+    listed.write_text("term,gloss\npencurian,theft of property\n", encoding="utf-8")
+    roots = tmp_path / "id_roots.csv"
+    roots.write_text("root,gloss\ncuri,theft\npukul,assault\n", encoding="utf-8")
+    table = read_glossaries([listed, roots])
+    assert table["pencurian"] == "theft of property"  # a generated form never replaces it
+    g = Glossary(table)
+    assert g.glosses("motor korban dicurinya semalam") == ["theft"]  # suffix -nya goes on
+    assert g.glosses("memukul korban pukul 10 malam") == ["assault"]
+    assert g.glosses("pukul 10 malam") == []
+
+
 def test_a_table_without_its_columns_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("word,english\n절도,theft\n", encoding="utf-8")
@@ -116,10 +143,13 @@ _UNSPACED = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "THAI")
 def test_a_shipped_glossary_is_well_formed(path: Path) -> None:
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == ["term", "gloss"]
+        assert reader.fieldnames in (["term", "gloss"], ["root", "gloss"])
+        column = reader.fieldnames[0]
         rows = list(reader)
     assert len(rows) >= 100, "a glossary should cover the language's offence vocabulary"
-    terms = [glossary_term_form(r["term"]) for r in rows]
+    terms = [glossary_term_form(r[column]) for r in rows]
+    if column == "root":  # Indonesian roots: one lowercase word, its forms in no English vocab
+        assert all(re.fullmatch(r"[a-z]{4,}", t) for t in terms)
     assert len(set(terms)) == len(terms), "a term is listed twice"
     for row, term in zip(rows, terms, strict=True):
         assert re.fullmatch(r"[a-z]+( [a-z]+){0,5}", row["gloss"]), row
