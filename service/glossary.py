@@ -36,6 +36,7 @@ from itertools import chain
 from pathlib import Path
 
 from service.indonesian import affixed_forms
+from service.vietnamese import acronyms
 
 _SPACES = re.compile(r"\s+")
 _SHORT = 4  # a Latin term this long or shorter matches whole words only
@@ -102,11 +103,16 @@ def read_glossaries(
 
     A root table (``root,gloss``, Indonesian) lists every prefixed form of each root
     (:func:`service.indonesian.affixed_forms`); its forms do not override terms already read.
+    The names in Vietnamese tables (files named ``vi*.csv``; ``vi.csv`` is the core table)
+    also give their initials (:func:`service.vietnamese.acronyms`), which override no listed
+    term of any file.
 
     ``normalise`` (a callable) puts each term in the form the normaliser's text has when the
     glossary is applied, so "พ.ร.บ." in a table matches the "พ ร บ" a record becomes.
     """
     table: dict[str, str] = {}
+    vietnamese: dict[str, str] = {}
+    vietnamese_core: set[str] = set()
     for path in paths:
         with Path(path).open(encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)
@@ -128,6 +134,12 @@ def read_glossaries(
                         table.setdefault(term, gloss)
                     else:
                         table[term] = gloss
+                        if Path(path).name.startswith("vi"):
+                            vietnamese[term] = gloss
+                        if Path(path).name == "vi.csv":
+                            vietnamese_core.add(term)
+    for initials, gloss in acronyms(vietnamese, vietnamese_core).items():
+        table.setdefault(initials, gloss)
     return table
 
 

@@ -13,6 +13,7 @@ import pytest
 from service.glossary import Glossary, default_glossary_paths, read_glossaries
 from service.indonesian import affixed_forms
 from service.normalize import Normalizer, glossary_term_form
+from service.vietnamese import acronym, acronyms
 
 TABLE = {
     "절도": "theft",
@@ -122,6 +123,42 @@ def test_a_root_table_glosses_the_forms_and_keeps_listed_terms(tmp_path: Path) -
     assert g.glosses("motor korban dicurinya semalam") == ["theft"]  # suffix -nya goes on
     assert g.glosses("memukul korban pukul 10 malam") == ["assault"]
     assert g.glosses("pukul 10 malam") == []
+
+
+def test_a_vietnamese_name_gives_its_initials() -> None:
+    assert acronym("cố ý gây thương tích") == "cygtt"
+    assert acronym("tội lừa đảo chiếm đoạt tài sản") == "lđcđts"  # without "tội", đ kept
+    assert acronym("hiếp dâm người dưới 16 tuổi") == "hdnd16t"
+
+
+def test_short_initials_come_only_from_the_core_table_and_never_spell_a_word() -> None:
+    names = {
+        "trộm cắp tài sản": "theft",
+        "tấn công trụ sở": "attack on an office",
+        "ô nhiễm tiếng ồn": "noise pollution",  # "onto"
+        "cướp tài sản": "robbery",  # three letters: never
+        "tàng trữ trái phép chất ma túy": "drug possession",
+    }
+    found = acronyms(names, core={"trộm cắp tài sản", "ô nhiễm tiếng ồn", "cướp tài sản"})
+    assert found == {"tcts": "theft", "tttpcmt": "drug possession"}
+    assert acronyms(names) == {"tttpcmt": "drug possession"}
+
+
+def test_vietnamese_tables_gloss_initials_and_keep_listed_terms(tmp_path: Path) -> None:
+    core = tmp_path / "vi.csv"
+    core.write_text(
+        "term,gloss\ntrộm cắp tài sản,theft\ncố ý gây thương tích,assault\n", encoding="utf-8"
+    )
+    other = tmp_path / "vi_more.csv"
+    other.write_text("term,gloss\ntấn công trụ sở,attack on an office\n", encoding="utf-8")
+    listed = tmp_path / "zz.csv"
+    listed.write_text("term,gloss\ncygtt,listed gloss\n", encoding="utf-8")
+    g = Glossary(read_glossaries([core, other, listed], glossary_term_form))
+    assert g.glosses(glossary_term_form("Đối tượng TCTS tại chợ")) == ["theft"]
+    assert g.glosses(glossary_term_form("CYGTT")) == ["listed gloss"]
+    english = tmp_path / "en.csv"
+    english.write_text("term,gloss\ntrộm cắp tài sản,theft\n", encoding="utf-8")
+    assert "tcts" not in read_glossaries([english])  # initials only from Vietnamese tables
 
 
 def test_a_table_without_its_columns_is_refused(tmp_path: Path) -> None:
