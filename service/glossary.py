@@ -20,7 +20,10 @@ characters (Taiwan and Hong Kong write "竊盜", the mainland "窃盗"; Korean H
 kanji are folded alike, so their terms still find their own text). Text written with
 marks, though, takes a term written with the same marks before one written with others:
 "trộm cắp" (theft) is glossed by "trộm", not by the longer "trộm cáp" (cable theft); a term
-whose marks differ is taken only where no term fits as written (a mistyped mark). Every
+whose marks differ is taken only where no term fits as written (a mistyped mark). A Latin or
+Cyrillic word of eight letters or more that no term starts also takes the gloss of the one-word
+term it misspells by one slip (a letter dropped or added, or two neighbours swapped:
+"pencurain", "pengancman", "gratfikasi"), where every such term has the same gloss. Every
 glossary applies to every record: short-text language identification is too unreliable to gate
 on, and the terms of one language seldom occur in another's records.
 """
@@ -40,6 +43,7 @@ from service.vietnamese import acronyms
 
 _SPACES = re.compile(r"\s+")
 _SHORT = 4  # a Latin term this long or shorter matches whole words only
+_TYPO_MIN = 8  # a word this long or longer may misspell a term by one slip
 
 
 def _folding_table() -> dict[int, str | None]:
@@ -153,7 +157,9 @@ class Glossary:
     regular expression alternating all terms longest first (thousands of terms).
     """
 
-    def __init__(self, table: dict[str, str]) -> None:
+    def __init__(self, table: dict[str, str], misspellings: bool = True) -> None:
+        """``misspellings``: also read long words one slip from a one-word term (see the
+        module); off, terms match only as listed."""
         self.table = {t: g for t, g in table.items() if len(t) >= 2}
         # Matching runs on folded text against folded terms. Where two terms fold alike
         # ("giết", "giet"), the first listed keeps its gloss. A Latin term that folding changed
@@ -189,6 +195,11 @@ class Glossary:
                 pairs.setdefault(term, []).append(entry)
         self._index = index
         self._pairs = pairs
+        self._typos = _typo_index(
+            (term, gloss)
+            for term, gloss in self._folded.items()
+            if misspellings and _word_start_only(term)
+        )
 
     def __bool__(self) -> bool:
         return bool(self._index or self._pairs)
@@ -218,12 +229,31 @@ class Glossary:
                     break
                 fallback = fallback or (term, self._folded[term])
             found = found or fallback
+            if found is None and self._typos and not (i and _is_word(folded[i - 1])):
+                found = self._misspelt(folded, i)
             if found is None:
                 i += 1
             else:
                 seen.setdefault(found[1], None)
                 i += len(found[0])
         return list(seen)
+
+    def _misspelt(self, folded: str, i: int) -> tuple[str, str] | None:
+        """The word at ``i`` and the gloss of the one-word term it misspells by one letter, if
+        the word is long enough and every term it may misspell has that gloss."""
+        j = i
+        while j < len(folded) and _is_word(folded[j]):
+            j += 1
+        word = folded[i:j]
+        if len(word) < _TYPO_MIN or not _word_start_only(word):
+            return None
+        glosses = {
+            gloss
+            for key in (word, *_deletions(word))
+            for term, gloss in self._typos.get(key, ())
+            if _one_edit_apart(word, term)
+        }
+        return (word, glosses.pop()) if len(glosses) == 1 else None
 
     def _gloss_as_written(self, term: str, written: str) -> str | None:
         """The gloss of folded ``term`` where ``written`` carries no marks or the same marks as a
@@ -253,3 +283,40 @@ def _is_latin(term: str) -> bool:
 def _is_word(char: str) -> bool:
     """Is ``char`` a word character (what ``\\w`` matches)?"""
     return char.isalnum() or char == "_"
+
+
+def _deletions(word: str) -> set[str]:
+    """``word`` with one letter left out, each way."""
+    return {word[:k] + word[k + 1 :] for k in range(len(word))}
+
+
+def _typo_index(terms: Iterable[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """One-word terms that misspellings may stand for, by themselves and each one-letter
+    deletion of them: a word and a term one edit apart share a key (symmetric deletion)."""
+    index: dict[str, list[tuple[str, str]]] = {}
+    for term, gloss in terms:
+        if len(term) < _TYPO_MIN or not all(_is_word(c) for c in term):
+            continue
+        for key in (term, *_deletions(term)):
+            index.setdefault(key, []).append((term, gloss))
+    return index
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Are ``a`` and ``b`` one typing slip apart: one letter dropped or added, or two neighbours
+    swapped? Not one letter changed: that is how different words differ ("pencarian", search,
+    and "pencurian", theft)."""
+    if len(a) > len(b):
+        a, b = b, a
+    k = 0
+    while k < len(a) and a[k] == b[k]:
+        k += 1
+    if len(b) == len(a) + 1:
+        return a[k:] == b[k + 1 :]
+    return (
+        len(a) == len(b)
+        and k + 1 < len(a)
+        and a[k] == b[k + 1]
+        and a[k + 1] == b[k]
+        and a[k + 2 :] == b[k + 2 :]
+    )
