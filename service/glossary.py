@@ -208,27 +208,20 @@ class Glossary:
         """Glosses of the terms in ``text``, in order of appearance, each once."""
         folded, origin = _fold_with_origin(text)
         seen: dict[str, None] = {}
-        index, pairs, i, end = self._index, self._pairs, 0, len(folded) - 1
-        none: tuple[tuple[str, bool, bool], ...] = ()
+        i, end = 0, len(folded) - 1
         while i < end:
-            found = fallback = None
-            candidates = chain(
-                index.get(folded[i : i + 3], none), pairs.get(folded[i : i + 2], none)
-            )
-            for term, word_start, word_end in candidates:
-                if not folded.startswith(term, i):
-                    continue
-                if word_start and i and _is_word(folded[i - 1]):
-                    continue
-                after = i + len(term)
-                if word_end and after < len(folded) and _is_word(folded[after]):
-                    continue
-                gloss = self._gloss_as_written(term, text[origin[i] : origin[after - 1] + 1])
-                if gloss is not None:
-                    found = (term, gloss)
-                    break
-                fallback = fallback or (term, self._folded[term])
-            found = found or fallback
+            found, fallback = self._terms_at(folded, text, origin, i)
+            if found is None and fallback is not None:
+                # A term whose marks differ stands in for a mistyped mark only where no term
+                # as written starts inside it: "tội đánh bạc" is "tội" + gambling, not the
+                # folded "tội danh" (a charge) and a stray "bạc".
+                after = i + len(fallback[0])
+                if not any(
+                    self._terms_at(folded, text, origin, j)[0]
+                    for j in range(i + 1, after)
+                    if not _is_word(folded[j - 1])
+                ):
+                    found = fallback
             if found is None and self._typos and not (i and _is_word(folded[i - 1])):
                 found = self._misspelt(folded, i)
             if found is None:
@@ -237,6 +230,30 @@ class Glossary:
                 seen.setdefault(found[1], None)
                 i += len(found[0])
         return list(seen)
+
+    def _terms_at(
+        self, folded: str, text: str, origin: list[int] | range, i: int
+    ) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+        """The longest term starting at ``i`` written with the text's marks, and the longest
+        whose marks differ (each with its gloss, or None)."""
+        none: tuple[tuple[str, bool, bool], ...] = ()
+        fallback = None
+        candidates = chain(
+            self._index.get(folded[i : i + 3], none), self._pairs.get(folded[i : i + 2], none)
+        )
+        for term, word_start, word_end in candidates:
+            if not folded.startswith(term, i):
+                continue
+            if word_start and i and _is_word(folded[i - 1]):
+                continue
+            after = i + len(term)
+            if word_end and after < len(folded) and _is_word(folded[after]):
+                continue
+            gloss = self._gloss_as_written(term, text[origin[i] : origin[after - 1] + 1])
+            if gloss is not None:
+                return (term, gloss), fallback
+            fallback = fallback or (term, self._folded[term])
+        return None, fallback
 
     def _misspelt(self, folded: str, i: int) -> tuple[str, str] | None:
         """The word at ``i`` and the gloss of the one-word term it misspells by one letter, if

@@ -234,6 +234,13 @@ def test_a_misspelt_mark_still_matches_where_no_term_has_those_marks() -> None:
     assert g.glosses("cố ý gây thuơng tích") == ["assault causing injury"]
 
 
+def test_a_term_with_other_marks_does_not_swallow_a_term_written_as_is() -> None:
+    g = Glossary({"tội danh": "criminal charge", "đánh bạc": "gambling"})
+    assert g.glosses("điều 321 tội đánh bạc") == ["gambling"]  # not "tội danh" + "bạc"
+    assert g.glosses("tội danh trộm cắp") == ["criminal charge"]
+    assert g.glosses("tội dánh") == ["criminal charge"]  # a mistyped mark, nothing inside
+
+
 def test_the_indexed_scan_finds_what_a_plain_scan_of_all_terms_finds() -> None:
     # The reference: at each position of the folded text, every folded term longest first
     # (Latin and Cyrillic terms only at a word start; Latin terms folding changed, and short
