@@ -20,10 +20,11 @@ characters (Taiwan and Hong Kong write "竊盜", the mainland "窃盗"; Korean H
 kanji are folded alike, so their terms still find their own text). Text written with
 marks, though, takes a term written with the same marks before one written with others:
 "trộm cắp" (theft) is glossed by "trộm", not by the longer "trộm cáp" (cable theft); a term
-whose marks differ is taken only where no term fits as written (a mistyped mark). A Latin or
-Cyrillic word of eight letters or more that no term starts also takes the gloss of the one-word
-term it misspells by one slip (a letter dropped or added, or two neighbours swapped:
-"pencurain", "pengancman", "gratfikasi"), where every such term has the same gloss. Every
+whose marks differ is taken only where no term fits as written (a mistyped mark) and no term
+written as is starts inside it ("tội đánh bạc" is gambling, not the folded "tội danh"). A
+Latin or Cyrillic word of eight letters or more that no term starts also takes the gloss of
+the one-word term it misspells by one slip (a letter dropped or added, or two neighbours
+swapped: "pencurain", "pengancman", "gratfikasi"), where every such term has the same gloss. Every
 glossary applies to every record: short-text language identification is too unreliable to gate
 on, and the terms of one language seldom occur in another's records.
 """
