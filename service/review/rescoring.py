@@ -341,11 +341,16 @@ def embeddings_for(coder: Any) -> Embed:
 
 
 def embeddings_of(predictor: Any) -> Embed:
-    """The cached embedder of ``predictor``."""
+    """The cached embedder of ``predictor``.
+
+    The embedder reaches its predictor through a weak proxy: a value that held its weak key
+    strongly would keep every model ever loaded in memory (each app of a process, each
+    reload), about 250 MB a model.
+    """
     with _EMBEDDERS_LOCK:
         found = _EMBEDDERS.get(predictor)
         if found is None:
-            found = _EMBEDDERS[predictor] = TextEmbeddings(predictor)
+            found = _EMBEDDERS[predictor] = TextEmbeddings(weakref.proxy(predictor))
         return found
 
 

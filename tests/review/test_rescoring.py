@@ -7,6 +7,8 @@ alone), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +27,7 @@ from service.review.rescoring import (
     OpenItem,
     TextEmbeddings,
     ValuedQueue,
+    embeddings_of,
     expected_values,
     refresh_values,
     rescore_after_decision,
@@ -389,6 +392,16 @@ def test_text_embeddings_are_unit_rows_cached_and_bounded() -> None:
     embed(["c"])  # evicts the least recently added
     assert embed.missing(["a", "b", "c"]) == 1
     assert embed([]).shape[0] == 0
+
+
+def test_the_cached_embedder_does_not_keep_its_model_alive() -> None:
+    pred = _CountingPredictor({"a": [1, 0]})
+    embed = embeddings_of(pred)
+    assert embeddings_of(pred) is embed and embed(["a"]).shape == (1, 2)
+    gone = weakref.ref(pred)
+    del pred, embed
+    gc.collect()
+    assert gone() is None  # an app's model is freed with the app
 
 
 def test_a_classify_call_does_not_encode_a_cold_list(store: ReviewStore, make_request: Any) -> None:
