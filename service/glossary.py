@@ -101,6 +101,11 @@ def _word_start_only(term: str) -> bool:
     return name.startswith(("LATIN", "CYRILLIC")) or term[0].isdigit()
 
 
+def _gives_initials(file_name: str) -> bool:
+    """Is this a Vietnamese table of offence names (whose initials police write)?"""
+    return file_name.startswith("vi") and not file_name.endswith("_nonoffence.csv")
+
+
 def read_glossaries(
     paths: Iterable[Path], normalise: Callable[[str], str] | None = None
 ) -> dict[str, str]:
@@ -108,9 +113,10 @@ def read_glossaries(
 
     A root table (``root,gloss``, Indonesian) lists every prefixed form of each root
     (:func:`service.indonesian.affixed_forms`); its forms do not override terms already read.
-    The names in Vietnamese tables (files named ``vi*.csv``; ``vi.csv`` is the core table)
-    also give their initials (:func:`service.vietnamese.acronyms`), which override no listed
-    term of any file.
+    The offence names in Vietnamese tables (files named ``vi*.csv``; ``vi.csv`` is the core
+    table) also give their initials (:func:`service.vietnamese.acronyms`), which override no
+    listed term of any file. Tables of records that are not offences (``*_nonoffence.csv``)
+    give none: police shorten offence names, not "lost property report".
 
     ``normalise`` (a callable) puts each term in the form the normaliser's text has when the
     glossary is applied, so "พ.ร.บ." in a table matches the "พ ร บ" a record becomes.
@@ -139,7 +145,7 @@ def read_glossaries(
                         table.setdefault(term, gloss)
                     else:
                         table[term] = gloss
-                        if Path(path).name.startswith("vi"):
+                        if _gives_initials(Path(path).name):
                             vietnamese[term] = gloss
                         if Path(path).name == "vi.csv":
                             vietnamese_core.add(term)

@@ -161,6 +161,16 @@ def test_vietnamese_tables_gloss_initials_and_keep_listed_terms(tmp_path: Path) 
     assert "tcts" not in read_glossaries([english])  # initials only from Vietnamese tables
 
 
+def test_a_vietnamese_table_of_non_offences_gives_no_initials(tmp_path: Path) -> None:
+    reports = tmp_path / "vi_nonoffence.csv"
+    reports.write_text("term,gloss\nbáo mất giấy tờ tùy thân,lost documents report\n", "utf-8")
+    table = read_glossaries([reports], glossary_term_form)
+    assert "bmgttt" not in table  # police shorten offence names, not lost-property reports
+    assert Glossary(table).glosses(glossary_term_form("Báo mất giấy tờ tùy thân")) == [
+        "lost documents report"
+    ]
+
+
 def test_a_long_word_one_slip_from_a_term_takes_its_gloss() -> None:
     g = Glossary({"pencurian": "theft", "pengancaman": "threat", "мошенничеств": "fraud"})
     assert g.glosses("pencurain motor") == ["theft"]  # two letters swapped
