@@ -231,6 +231,25 @@ def test_the_shipped_glossaries_cover_the_languages_the_channel_is_for() -> None
     assert {"ko", "ja", "zh", "th", "id", "vi", "ru", "ar"} <= shipped
 
 
+@pytest.mark.parametrize(
+    ("text", "wrong"),
+    [
+        ("وجدت آثار ضرب على جسده", "revenge feud"),  # traces of beating: ثأر inside آثار
+        ("ضبط بحوزته سلاحف نادرة", "weapon"),  # turtles: سلاح inside سلاحف
+        ("لمسني في الحافلة", "elderly"),  # touched me: مسن inside لمسني
+        ("محاولة الحرقة نحو أوروبا", "burned arson"),  # emigration by sea: حرق inside الحرقة
+    ],
+)
+def test_a_shipped_arabic_term_does_not_fire_inside_a_longer_everyday_word(
+    text: str, wrong: str
+) -> None:
+    # Arabic terms match anywhere (clitics join words), so a short stem inside a common word
+    # needs the longer word listed with its own gloss; the longest term wins.
+    g = Glossary(read_glossaries(default_glossary_paths(), glossary_term_form))
+    glosses = g.glosses(Normalizer({})(text))
+    assert glosses and wrong not in glosses
+
+
 def test_marked_text_takes_the_term_written_with_its_marks() -> None:
     g = Glossary({"trộm cáp": "cable theft", "trộm": "theft"})
     assert g.glosses("trộm cắp tài sản") == ["theft"]  # not the cable theft "trộm cáp"
