@@ -148,6 +148,13 @@ def main() -> None:
         "first channel times A and the rest times B (other_script_primary_weight and "
         "other_script_multilingual_weight with multilingual_weight 1)",
     )
+    ap.add_argument(
+        "--hw-rotation",
+        choices=["on", "off"],
+        default=None,
+        help="hand-written fold layout (handwritten_fold_rotation; default: the entry's config): "
+        "off holds out one style of every language together",
+    )
     ap.add_argument("--cache", type=Path, default=Path("state/embedding_cache"))
     ap.add_argument("--output", type=Path, default=Path("bench/out/encoder_compare.json"))
     args = ap.parse_args()
@@ -163,6 +170,8 @@ def main() -> None:
     langs = np.array([r.language for r in rows], dtype=object)
     if args.hw_folds or args.hw_only:
         cfg = replace(cfg, handwritten_folds=3)
+    if args.hw_rotation:
+        cfg = replace(cfg, handwritten_fold_rotation=args.hw_rotation == "on")
     if args.no_glossary:
         cfg = replace(cfg, glossary=False)
     folds = fold_assignment(groups, labels, cfg)

@@ -70,7 +70,9 @@ def held_out_groups(groups: Iterable[str], cfg: TrainConfig) -> dict[str, str]:
     ``handwritten_folds`` is set, the hand-written ``hw-<language>-<origin>`` groups.
 
     Each language's origins go round-robin over the hand-written folds, so a held-out origin
-    is predicted by a head that saw the same language written by the other origins.
+    is predicted by a head that saw the same language written by the other origins. With
+    ``handwritten_fold_rotation`` each language starts its round at its own fold, so the
+    other languages' rows of the same style (say, narratives) stay in training.
     """
     out = dict(cfg.calibration_folds)
     if cfg.handwritten_folds:
@@ -79,9 +81,10 @@ def held_out_groups(groups: Iterable[str], cfg: TrainConfig) -> dict[str, str]:
             parts = g.split("-")
             if len(parts) >= 3 and parts[0] == "hw":
                 by_lang.setdefault(parts[1], []).append(g)
-        for names in by_lang.values():
+        for k, names in enumerate(by_lang[lang] for lang in sorted(by_lang)):
+            start = k if cfg.handwritten_fold_rotation else 0
             for i, g in enumerate(names):
-                out[g] = f"{HANDWRITTEN_FOLD}{i % cfg.handwritten_folds}"
+                out[g] = f"{HANDWRITTEN_FOLD}{(start + i) % cfg.handwritten_folds}"
     return out
 
 
