@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from importlib import resources
 from itertools import chain
@@ -219,7 +220,7 @@ class Glossary:
         while i < end:
             found, fallback = self._terms_at(folded, text, origin, i)
             if found is None and fallback is not None:
-                # A term whose marks differ stands in for a mistyped mark only where no term
+                # A term the text leaves marks out of stands in for a slip only where no term
                 # as written starts inside it: "tội đánh bạc" is "tội" + gambling, not the
                 # folded "tội danh" (a charge) and a stray "bạc".
                 after = i + len(fallback[0])
@@ -242,7 +243,8 @@ class Glossary:
         self, folded: str, text: str, origin: list[int] | range, i: int
     ) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
         """The longest term starting at ``i`` written with the text's marks, and the longest
-        whose marks differ (each with its gloss, or None)."""
+        that the text could be a slip of, written with marks left out (each with its gloss, or
+        None)."""
         none: tuple[tuple[str, bool, bool], ...] = ()
         fallback = None
         candidates = chain(
@@ -256,10 +258,13 @@ class Glossary:
             after = i + len(term)
             if word_end and after < len(folded) and _is_word(folded[after]):
                 continue
-            gloss = self._gloss_as_written(term, text[origin[i] : origin[after - 1] + 1])
+            written = text[origin[i] : origin[after - 1] + 1]
+            gloss = self._gloss_as_written(term, written)
             if gloss is not None:
                 return (term, gloss), fallback
-            fallback = fallback or (term, self._folded[term])
+            if fallback is None:
+                slip = self._marks_left_out(term, written)
+                fallback = (term, slip) if slip is not None else None
         return None, fallback
 
     def _misspelt(self, folded: str, i: int) -> tuple[str, str] | None:
@@ -288,6 +293,28 @@ class Glossary:
         if written in spellings:
             return spellings[written]
         return self._folded[term] if written == term else None
+
+    def _marks_left_out(self, term: str, written: str) -> str | None:
+        """The gloss of a spelling of folded ``term`` that ``written`` could be a slip of: each
+        of its words carries only marks of the listed word ("trôm cắp" for "trộm cắp", "khỏa"
+        for "khoả"), so a word written with other marks, another word, is not read as the term
+        ("điểm", a point, is not "điếm", a prostitute; "chạy xe" is not "cháy xe")."""
+        words = written.split()
+        for spelling, gloss in self._spellings.get(term, {}).items():
+            listed = spelling.split()
+            if len(listed) == len(words) and all(
+                not _marks(w) - _marks(t) for w, t in zip(words, listed, strict=True)
+            ):
+                return gloss
+        return None
+
+
+def _marks(word: str) -> Counter[str]:
+    """The diacritics of a Latin ``word`` (combining marks after decomposition, and the
+    stroke of "đ"), counted."""
+    marks = Counter(c for c in unicodedata.normalize("NFD", word) if unicodedata.combining(c))
+    marks["stroke"] = word.count("đ") + word.count("Đ")
+    return +marks
 
 
 def _fold_with_origin(text: str) -> tuple[str, list[int] | range]:

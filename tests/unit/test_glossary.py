@@ -267,7 +267,25 @@ def test_a_term_with_other_marks_does_not_swallow_a_term_written_as_is() -> None
     g = Glossary({"tội danh": "criminal charge", "đánh bạc": "gambling"})
     assert g.glosses("điều 321 tội đánh bạc") == ["gambling"]  # not "tội danh" + "bạc"
     assert g.glosses("tội danh trộm cắp") == ["criminal charge"]
-    assert g.glosses("tội dánh") == ["criminal charge"]  # a mistyped mark, nothing inside
+    assert g.glosses("tội danh") == ["criminal charge"]
+
+
+def test_a_word_written_with_other_marks_is_another_word_not_a_slip() -> None:
+    # Vietnamese words differ by their marks alone; only marks left out read as a slip.
+    g = Glossary(
+        {
+            "điếm": "prostitution",
+            "cháy xe": "vehicle fire",
+            "lừa đảo": "fraud",
+            "khoả thân": "nudity",
+        }
+    )
+    assert g.glosses("giờ cao điểm") == []  # a rush hour, not a prostitute
+    assert g.glosses("chạy xe trên đường") == []  # riding, not a vehicle fire
+    assert g.glosses("tội dánh") == []
+    assert g.glosses("lùa đảo qua mạng") == ["fraud"]  # the horn of "ư" left out
+    assert g.glosses("khỏa thân nơi công cộng") == ["nudity"]  # the tone on the other vowel
+    assert g.glosses("cao diem") == ["prostitution"]  # no marks at all: either reads
 
 
 def test_the_indexed_scan_finds_what_a_plain_scan_of_all_terms_finds() -> None:
