@@ -288,8 +288,13 @@ class Glossary:
         """The gloss of folded ``term`` where ``written`` carries no marks or the same marks as a
         listed spelling; None where its marks differ from every spelling ("tạt" is not "tát")."""
         spellings = self._spellings.get(term)
-        if spellings is None or written.isascii():
+        if written.isascii():
             return self._folded[term]
+        if spellings is None:
+            # A term listed without marks reads text in Spanish or French letters ("cocaína"
+            # for "cocain"), not text in letters only Vietnamese writes: "chứng chỉ" (a
+            # certificate) is not "chung chi" (a payoff), nor "bơm" (a pump) "bom".
+            return None if _beyond_latin1(written) else self._folded[term]
         if written in spellings:
             return spellings[written]
         return self._folded[term] if written == term else None
@@ -307,6 +312,11 @@ class Glossary:
             ):
                 return gloss
         return None
+
+
+def _beyond_latin1(text: str) -> bool:
+    """Does ``text`` hold a Latin letter outside Latin-1 ("ơ", "ạ", "đ": Vietnamese)?"""
+    return any(ord(c) > 0xFF and _is_latin(c) for c in text)
 
 
 def _marks(word: str) -> Counter[str]:

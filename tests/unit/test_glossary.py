@@ -288,6 +288,14 @@ def test_a_word_written_with_other_marks_is_another_word_not_a_slip() -> None:
     assert g.glosses("cao diem") == ["prostitution"]  # no marks at all: either reads
 
 
+def test_a_term_listed_without_marks_reads_spanish_letters_but_not_vietnamese_ones() -> None:
+    g = Glossary({"cocain": "cocaine", "chung chi": "bribery payoff", "bom": "bomb"})
+    assert g.glosses("posesión de cocaína") == ["cocaine"]
+    assert g.glosses("làm giả chứng chỉ hành nghề") == []  # a certificate, not a payoff
+    assert g.glosses("trộm máy bơm nước") == []  # a pump, not a bomb
+    assert g.glosses("chung chi cho can bo") == ["bribery payoff"]
+
+
 def test_the_indexed_scan_finds_what_a_plain_scan_of_all_terms_finds() -> None:
     # The reference: at each position of the folded text, every folded term longest first
     # (Latin and Cyrillic terms only at a word start; Latin terms folding changed, and short
