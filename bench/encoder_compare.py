@@ -164,7 +164,8 @@ def main() -> None:
         metavar="A,B",
         help="for a+b encoders: records in Cyrillic, Arabic, Thai, Hangul, kana or Han get the "
         "first channel times A and the rest times B (other_script_primary_weight and "
-        "other_script_multilingual_weight with multilingual_weight 1)",
+        "other_script_multilingual_weight with multilingual_weight 1); records in "
+        "Vietnamese letters take the config's vietnamese_* weights (--set to change them)",
     )
     ap.add_argument(
         "--hw-rotation",
@@ -238,14 +239,15 @@ def main() -> None:
     for name in args.encoder:
         emb = embed(name, texts, args.cache, entry)
         if args.other_script and "+" in name:
-            from service.language import in_other_script
+            from service.models.multilingual import ChannelWeights
 
             first = embed(name.split("+")[0], texts, args.cache, entry).shape[1]
             a, b = (float(x) for x in args.other_script.split(","))
-            other = np.array([in_other_script(t) for t in texts])
-            emb = emb.copy()
-            emb[np.ix_(other, np.arange(first))] *= np.float32(a)
-            emb[np.ix_(other, np.arange(first, emb.shape[1]))] *= np.float32(b)
+            weights = ChannelWeights(
+                1.0, a, b, cfg.vietnamese_primary_weight, cfg.vietnamese_multilingual_weight
+            )
+            scale_first, scale_rest = weights.per_row(texts)
+            emb = np.hstack([emb[:, :first] * scale_first, emb[:, first:] * scale_rest])
             name = f"{name} (other scripts {a:g},{b:g})"
         for recipe in args.recipe or ["frozen"]:
             t0 = time.perf_counter()

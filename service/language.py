@@ -43,6 +43,18 @@ _OTHER_SCRIPT = re.compile(
 )
 
 
+# Letters only Vietnamese writes: the horned ơ and ư, and the vowels with a tone mark of the
+# Latin Extended Additional block (ạ, ả, ấ ... ỹ). "đ" and "ă" are left out: Croatian and
+# Romanian write them too.
+_VIETNAMESE_LETTERS = re.compile("[\u01a0\u01a1\u01af\u01b0\u1ea0-\u1ef9]")
+
+
+def in_vietnamese_letters(text: str) -> bool:
+    """Whether ``text`` holds a letter only Vietnamese writes (ơ, ư, or a vowel with a tone
+    mark such as ạ, ế, ỹ). Neither encoder reads Vietnamese; see ``ChannelWeights``."""
+    return _VIETNAMESE_LETTERS.search(text) is not None
+
+
 def in_other_script(text: str) -> bool:
     """Whether ``text`` holds a letter in a script other than Latin that agencies write in
     (Cyrillic, Arabic, Thai, Hangul, kana, Han)."""

@@ -61,6 +61,10 @@ class TrainConfig:
     # ``multilingual_weight``); service/models/multilingual.py ``ChannelWeights``.
     other_script_primary_weight: float = 1.0
     other_script_multilingual_weight: float | None = None
+    # Records in Vietnamese letters (ơ, ư, tone-marked vowels) and no other script: the same
+    # pair of scales for them (null: ``multilingual_weight``).
+    vietnamese_primary_weight: float = 1.0
+    vietnamese_multilingual_weight: float | None = None
     # head
     char_ngrams: bool = True
     ngram_range: tuple[int, int] = (2, 5)
@@ -141,6 +145,8 @@ class TrainConfig:
             self.multilingual_weight,
             self.other_script_primary_weight,
             self.other_script_multilingual_weight,
+            self.vietnamese_primary_weight,
+            self.vietnamese_multilingual_weight,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -102,6 +102,8 @@ def head_bundle(scorer: Scorer, cfg: TrainConfig) -> HeadBundle:
         multilingual_weight=cfg.multilingual_weight,
         other_script_primary_weight=cfg.other_script_primary_weight,
         other_script_multilingual_weight=cfg.other_script_multilingual_weight,
+        vietnamese_primary_weight=cfg.vietnamese_primary_weight,
+        vietnamese_multilingual_weight=cfg.vietnamese_multilingual_weight,
     )
 
 

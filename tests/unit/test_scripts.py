@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.language import UNDETERMINED, detect, in_other_script, resolve
+from service.language import UNDETERMINED, detect, in_other_script, in_vietnamese_letters, resolve
 from service.models.multilingual import ChannelWeights, join
 from service.models.policy import unusable_text_reason
 from service.normalize import Normalizer, dedupe_key
@@ -97,3 +97,35 @@ def test_channel_weights_scale_only_the_records_in_other_scripts():
     np.testing.assert_array_equal(split[1:, :2], 0.5)
     np.testing.assert_array_equal(split[1:, 2:], 2.0)
     assert join(primary[:0], multilingual[:0], [], ChannelWeights()).shape == (0, 5)
+
+
+@pytest.mark.parametrize(
+    "text,vietnamese",
+    [
+        ("trộm cắp tài sản", True),
+        ("cướp giật", True),  # ư only
+        ("BLHS 2015, D.123 - giet nguoi", False),  # typed without marks: not detectable
+        ("robo con intimidación", False),
+        ("vol aggravé", False),
+        ("krađa", False),  # đ alone is Croatian too
+        ("pencurian kendaraan bermotor", False),
+    ],
+)
+def test_vietnamese_letters_are_those_no_other_latin_language_writes(text, vietnamese):
+    assert in_vietnamese_letters(text) is vietnamese
+
+
+def test_channel_weights_give_vietnamese_records_their_own_scales():
+    texts = ["theft of a bicycle", "trộm cắp tài sản", "кража", "trộm 窃盗"]
+    primary = np.ones((4, 2), dtype=np.float32)
+    multilingual = np.ones((4, 3), dtype=np.float32)
+    got = join(primary, multilingual, texts, ChannelWeights(1.0, 0.5, 2.0, 1.5, None))
+    np.testing.assert_array_equal(got[0], [1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(got[1], [1.5, 1.5, 1, 1, 1])  # None: the common weight
+    # Another script decides first: the record's English channel is noise either way.
+    np.testing.assert_array_equal(got[2:, :2], 0.5)
+    np.testing.assert_array_equal(got[2:, 2:], 2.0)
+    weights = ChannelWeights(2.0, 1.0, None, 1.5, 0.5)
+    both = join(primary[:2], multilingual[:2], texts[:2], weights)
+    np.testing.assert_array_equal(both[0], [1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(both[1], [1.5, 1.5, 0.5, 0.5, 0.5])
