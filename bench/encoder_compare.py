@@ -164,8 +164,9 @@ def main() -> None:
         metavar="A,B",
         help="for a+b encoders: records in Cyrillic, Arabic, Thai, Hangul, kana or Han get the "
         "first channel times A and the rest times B (other_script_primary_weight and "
-        "other_script_multilingual_weight with multilingual_weight 1); records in "
-        "Vietnamese letters take the config's vietnamese_* weights (--set to change them)",
+        "other_script_multilingual_weight with multilingual_weight 1); Vietnamese "
+        "and Indonesian records take the config's vietnamese_* and indonesian_* weights (--set "
+        "to change them)",
     )
     ap.add_argument(
         "--hw-rotation",
@@ -239,12 +240,10 @@ def main() -> None:
     for name in args.encoder:
         emb = embed(name, texts, args.cache, entry)
         if args.other_script and "+" in name:
-            from service.models.multilingual import ChannelWeights
-
             first = embed(name.split("+")[0], texts, args.cache, entry).shape[1]
             a, b = (float(x) for x in args.other_script.split(","))
-            weights = ChannelWeights(
-                1.0, a, b, cfg.vietnamese_primary_weight, cfg.vietnamese_multilingual_weight
+            weights = replace(
+                cfg.channel_weights(), multilingual=1.0, other_primary=a, other_multilingual=b
             )
             scale_first, scale_rest = weights.per_row(texts)
             emb = np.hstack([emb[:, :first] * scale_first, emb[:, first:] * scale_rest])

@@ -65,6 +65,9 @@ class TrainConfig:
     # pair of scales for them (null: ``multilingual_weight``).
     vietnamese_primary_weight: float = 1.0
     vietnamese_multilingual_weight: float | None = None
+    # Latin records the language identifier reads as Indonesian: the same pair.
+    indonesian_primary_weight: float = 1.0
+    indonesian_multilingual_weight: float | None = None
     # head
     char_ngrams: bool = True
     ngram_range: tuple[int, int] = (2, 5)
@@ -147,6 +150,8 @@ class TrainConfig:
             self.other_script_multilingual_weight,
             self.vietnamese_primary_weight,
             self.vietnamese_multilingual_weight,
+            self.indonesian_primary_weight,
+            self.indonesian_multilingual_weight,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -104,6 +104,8 @@ def head_bundle(scorer: Scorer, cfg: TrainConfig) -> HeadBundle:
         other_script_multilingual_weight=cfg.other_script_multilingual_weight,
         vietnamese_primary_weight=cfg.vietnamese_primary_weight,
         vietnamese_multilingual_weight=cfg.vietnamese_multilingual_weight,
+        indonesian_primary_weight=cfg.indonesian_primary_weight,
+        indonesian_multilingual_weight=cfg.indonesian_multilingual_weight,
     )
 
 

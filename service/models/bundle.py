@@ -52,6 +52,8 @@ class HeadBundle:
     other_script_multilingual_weight: float | None = None
     vietnamese_primary_weight: float = 1.0
     vietnamese_multilingual_weight: float | None = None
+    indonesian_primary_weight: float = 1.0
+    indonesian_multilingual_weight: float | None = None
 
     def channel_weights(self) -> ChannelWeights:
         """How the multilingual channel is joined to the English one (as in training)."""
@@ -61,6 +63,8 @@ class HeadBundle:
             self.other_script_multilingual_weight,
             self.vietnamese_primary_weight,
             self.vietnamese_multilingual_weight,
+            self.indonesian_primary_weight,
+            self.indonesian_multilingual_weight,
         )
 
     def save(self, folder: Path) -> list[Path]:
@@ -88,6 +92,8 @@ class HeadBundle:
             other_script_multilingual_weight=self.other_script_multilingual_weight,
             vietnamese_primary_weight=float(self.vietnamese_primary_weight),
             vietnamese_multilingual_weight=self.vietnamese_multilingual_weight,
+            indonesian_primary_weight=float(self.indonesian_primary_weight),
+            indonesian_multilingual_weight=self.indonesian_multilingual_weight,
         )
         for key, value in arrays.items():
             if value.dtype.hasobject:  # would need pickle to read back
@@ -134,4 +140,6 @@ class HeadBundle:
             other_script_multilingual_weight=meta.get("other_script_multilingual_weight"),
             vietnamese_primary_weight=float(meta.get("vietnamese_primary_weight", 1.0)),
             vietnamese_multilingual_weight=meta.get("vietnamese_multilingual_weight"),
+            indonesian_primary_weight=float(meta.get("indonesian_primary_weight", 1.0)),
+            indonesian_multilingual_weight=meta.get("indonesian_multilingual_weight"),
         )

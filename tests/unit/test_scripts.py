@@ -129,3 +129,31 @@ def test_channel_weights_give_vietnamese_records_their_own_scales():
     both = join(primary[:2], multilingual[:2], texts[:2], weights)
     np.testing.assert_array_equal(both[0], [1, 1, 2, 2, 2])
     np.testing.assert_array_equal(both[1], [1.5, 1.5, 0.5, 0.5, 0.5])
+
+
+def test_channel_weights_give_records_read_as_indonesian_their_own_scales():
+    texts = [
+        "theft of a bicycle from a garage",
+        "pencurian dengan pemberatan di rumah korban pada malam hari",
+        "trộm cắp tài sản",
+        "кража",
+    ]
+    primary = np.ones((4, 2), dtype=np.float32)
+    multilingual = np.ones((4, 3), dtype=np.float32)
+    weights = ChannelWeights(1.0, 0.5, 1.5, 1.5, 1.0, 1.0, 2.0)
+    got = join(primary, multilingual, texts, weights)
+    np.testing.assert_array_equal(got[0], [1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(got[1], [1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(got[2], [1.5, 1.5, 1, 1, 1])  # its letters decide first
+    np.testing.assert_array_equal(got[3], [0.5, 0.5, 1.5, 1.5, 1.5])
+
+
+def test_neutral_indonesian_weights_do_not_run_the_language_identifier(monkeypatch):
+    import service.models.multilingual as channels
+
+    def refuse(text):
+        raise AssertionError("identifier called")
+
+    monkeypatch.setattr(channels, "detect", refuse)
+    primary, _ = ChannelWeights(1.0, 0.5, 1.5).per_row(["pencurian sepeda motor"])
+    assert primary[0, 0] == 1.0
