@@ -14,13 +14,14 @@ import csv
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.glossary import Glossary, read_glossaries
+from service.language import written_in_another_latin_language
 
 if TYPE_CHECKING:
     from service.shorthand import ShorthandResolver
@@ -59,15 +60,33 @@ def default_abbreviations_path() -> Path:
     return Path(str(resources.files("service.data").joinpath("abbreviations.csv")))
 
 
+# Jurisdictions whose abbreviations are English police shorthand (the shipped table's, and
+# "merged", which entries trained before 2026-12-07 wrote for every row). Their expansions
+# stay out of texts written in another Latin-script language; a user's table for, say, "de"
+# expands in any text.
+ENGLISH_SHORTHAND = frozenset({"all", "us", "uk", "in", "ph", "merged"})
+
+
 def read_abbreviations(paths: Iterable[Path]) -> dict[str, str]:
     """Merge abbreviation tables; later files override earlier ones."""
-    table: dict[str, str] = {}
+    return {abbr: expansion for abbr, (expansion, _) in _read_tables(paths).items()}
+
+
+def read_jurisdictions(paths: Iterable[Path]) -> dict[str, str]:
+    """Abbreviation -> the jurisdiction of the table row that defines it (as merged by
+    :func:`read_abbreviations`)."""
+    return {abbr: where for abbr, (_, where) in _read_tables(paths).items()}
+
+
+def _read_tables(paths: Iterable[Path]) -> dict[str, tuple[str, str]]:
+    table: dict[str, tuple[str, str]] = {}
     for path in paths:
         with Path(path).open(encoding="utf-8", newline="") as f:
             for row in csv.DictReader(f):
                 abbr = row["abbreviation"].strip().lower()
                 if abbr:
-                    table[abbr] = row["expansion"].strip().lower()
+                    where = (row.get("jurisdiction") or "all").strip().lower()
+                    table[abbr] = (row["expansion"].strip().lower(), where)
     return table
 
 
@@ -80,8 +99,14 @@ class Normalizer:
         expand: bool = True,
         shorthand: ShorthandResolver | None = None,
         glossary: Glossary | None = None,
+        jurisdictions: dict[str, str] | None = None,
     ) -> None:
         self.abbreviations = dict(abbreviations or {})
+        # Rows without a jurisdiction count as English shorthand.
+        self.jurisdictions = {k: (jurisdictions or {}).get(k, "all") for k in self.abbreviations}
+        self._english = frozenset(
+            k for k, where in self.jurisdictions.items() if where in ENGLISH_SHORTHAND
+        )
         # Glosses are read off the text before abbreviations and shorthand rewrite it (an
         # unseen Indonesian word must not be read as English shorthand first), then appended.
         self.glossary = glossary if glossary else None
@@ -107,13 +132,24 @@ class Normalizer:
         glossaries: Iterable[Path] = (),
     ) -> Normalizer:
         """Build from one or more abbreviation tables (and glossary tables, if any)."""
+        paths = list(paths)
         glossary = Glossary(read_glossaries(glossaries, glossary_term_form))
-        return cls(read_abbreviations(paths), expand=expand, shorthand=shorthand, glossary=glossary)
+        return cls(
+            read_abbreviations(paths),
+            expand=expand,
+            shorthand=shorthand,
+            glossary=glossary,
+            jurisdictions=read_jurisdictions(paths),
+        )
 
     def with_shorthand(self, shorthand: ShorthandResolver | None) -> Normalizer:
         """The same tables, reading shorthand with ``shorthand``."""
         return Normalizer(
-            self.abbreviations, expand=self.expand, shorthand=shorthand, glossary=self.glossary
+            self.abbreviations,
+            expand=self.expand,
+            shorthand=shorthand,
+            glossary=self.glossary,
+            jurisdictions=self.jurisdictions,
         )
 
     def __call__(self, text: str) -> str:
@@ -127,13 +163,31 @@ class Normalizer:
         if self.expand:
             t = _WITH_SLASH.sub("with ", t)
         if self._pattern is not None:
-            t = self._pattern.sub(lambda m: self.abbreviations[m.group(0)], t)
+            t = self._pattern.sub(self._expander(t), t)
         t = _LONE_MARKS.sub(" ", t)
         t = t.replace("/", " / ")
         t = _SPACES.sub(" ", t).strip()
         if self.shorthand is not None:
             t = self.shorthand(t)
         return " ".join([t, *glosses]) if glosses else t
+
+    def _expander(self, text: str) -> Callable[[re.Match[str]], str]:
+        """Replacement for the table's matches in ``text``. English shorthand is left as written
+        in a text of another Latin-script language: Spanish "para" is not "paraphernalia", nor
+        unmarked Vietnamese "dam" (stab) "damage". The identifier runs at most once a text, and
+        only when an English key is present."""
+        other: list[bool] = []
+
+        def expand(match: re.Match[str]) -> str:
+            key = match.group(0)
+            if key in self._english:
+                if not other:
+                    other.append(written_in_another_latin_language(text))
+                if other[0]:
+                    return key
+            return self.abbreviations[key]
+
+        return expand
 
 
 def glossary_term_form(term: str) -> str:

@@ -40,7 +40,7 @@ def write_entry(
     """Every file of the entry into ``work`` (the encoder is already there); the manifest
     last, with the SHA-256 of every other file."""
     head_bundle(scorer, cfg).save(work)
-    write_abbreviations(work / "abbreviations.csv", norm.abbreviations)
+    write_abbreviations(work / "abbreviations.csv", norm.abbreviations, norm.jurisdictions)
     if norm.glossary is not None:
         write_glossary(work / "glossary.csv", norm.glossary.table)
     if norm.shorthand is not None:
@@ -109,12 +109,16 @@ def head_bundle(scorer: Scorer, cfg: TrainConfig) -> HeadBundle:
     )
 
 
-def write_abbreviations(path: Path, table: dict[str, str]) -> None:
-    """The abbreviation table an entry was trained with, readable by ``read_abbreviations``."""
+def write_abbreviations(
+    path: Path, table: dict[str, str], jurisdictions: dict[str, str] | None = None
+) -> None:
+    """The abbreviation table an entry was trained with, readable by ``read_abbreviations``
+    (each row's jurisdiction kept: it decides where English shorthand expands)."""
+    where = jurisdictions or {}
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f, lineterminator="\n")
         out.writerow(["abbreviation", "expansion", "jurisdiction"])
-        out.writerows([k, v, "merged"] for k, v in table.items())
+        out.writerows([k, v, where.get(k, "merged")] for k, v in table.items())
 
 
 def write_glossary(path: Path, table: dict[str, str]) -> None:

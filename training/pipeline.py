@@ -33,6 +33,7 @@ from service.normalize import (
     default_abbreviations_path,
     glossary_term_form,
     read_abbreviations,
+    read_jurisdictions,
 )
 from service.shorthand import ShorthandResolver, tokenizer_words
 from service.taxonomy import load_taxonomy
@@ -118,7 +119,12 @@ def normalise_corpus(rows: list[LabelledRow], cfg: TrainConfig) -> tuple[Normali
     if cfg.glossary:
         glossary_files = [*default_glossary_paths(), *map(Path, cfg.extra_glossaries)]
         glossary = Glossary(read_glossaries(glossary_files, glossary_term_form))
-    norm = Normalizer(read_abbreviations(abbr_files), expand=cfg.expand, glossary=glossary)
+    norm = Normalizer(
+        read_abbreviations(abbr_files),
+        expand=cfg.expand,
+        glossary=glossary,
+        jurisdictions=read_jurisdictions(abbr_files),
+    )
     texts = [norm(r.text) for r in rows]
     if cfg.shorthand and cfg.expand:
         # Vocabulary from the fine-tuning sources only: no evaluation fold's words are in it,

@@ -244,12 +244,17 @@ def test_the_export_reads_encode_max_length_tokens_and_keeps_parity_there(tmp_pa
 
 
 def test_abbreviation_table_round_trips_through_the_entry(tmp_path):
-    from service.normalize import read_abbreviations
+    from service.normalize import read_abbreviations, read_jurisdictions
     from training.entry import write_abbreviations
 
     table = {'a"b': 'x, "quoted" y', "w/": "with", "poss,cs": "possession of a substance"}
-    write_abbreviations(tmp_path / "abbreviations.csv", table)
+    write_abbreviations(tmp_path / "abbreviations.csv", table, {"w/": "us", "poss,cs": "de"})
     assert read_abbreviations([tmp_path / "abbreviations.csv"]) == table
+    assert read_jurisdictions([tmp_path / "abbreviations.csv"]) == {
+        'a"b': "merged",
+        "w/": "us",
+        "poss,cs": "de",
+    }
 
 
 def test_the_glossary_is_saved_and_read_when_serving(tiny_registry, tiny_predictor):

@@ -1,6 +1,12 @@
 from pathlib import Path
 
-from service.normalize import Normalizer, dedupe_key, default_normalizer, text_fingerprint
+from service.normalize import (
+    Normalizer,
+    dedupe_key,
+    default_abbreviations_path,
+    default_normalizer,
+    text_fingerprint,
+)
 
 
 def test_police_shorthand_expands():
@@ -67,3 +73,40 @@ def test_shorthand_is_read_after_the_table():
     off = Normalizer({"wpn": "weapon"}, expand=False, shorthand=resolver)
     assert off("condct wpn") == "condct wpn"
     assert norm.with_shorthand(None)("condct wpn") == "condct weapon"
+
+
+def test_english_abbreviations_stay_out_of_texts_in_other_latin_languages():
+    n = default_normalizer()
+    # Spanish "para" (for) is not "paraphernalia"; French "vol" (theft) is not "voluntary".
+    assert n("Tenencia de drogas para consumo") == "tenencia de drogas para consumo"
+    assert "paraphernalia" not in n("Concierto para delinquir agravado")
+    assert n("Vol avec violence dans le métro").startswith("vol avec violence dans le")
+    # Vietnamese letters decide at once: "dam" is a word ("đâm" written without marks).
+    assert "damage" not in n("đối tượng dam chết bạn nhậu")
+    # English shorthand, even terse and read as Dutch by the identifier, still expands.
+    assert n("PASS/YIELD VIOL:MEET VEH") == "pass / yield violation meet vehicle"
+    assert n("POSS MAR W/INT SELL") == "possession marijuana with intent to sell"
+    # The Latin words of a record in another script are English ("DUI" in Korean).
+    assert "driving under the influence" in n("DUI 음주운전 적발")
+
+
+def test_a_users_table_for_another_language_expands_in_that_language(tmp_path: Path):
+    table = tmp_path / "es.csv"
+    table.write_text("abbreviation,expansion,jurisdiction\nhom,homicidio,cl\n", "utf-8")
+    n = Normalizer.from_files([default_abbreviations_path(), table])
+    assert n("Hom. culposo por atropello en la carretera") == (
+        "homicidio culposo por atropello en la carretera"
+    )
+    # The shipped English rows still stay out of the same text.
+    assert "paraphernalia" not in n("Hom. culposo para evitar la detención")
+
+
+def test_another_latin_language_is_told_by_english_improbability():
+    from service.language import written_in_another_latin_language as other
+
+    assert other("robo de auto estacionado con violencia")
+    assert other("trộm cắp tài sản")
+    assert not other("dui alcohol .08")
+    assert not other("explo depot w/o permit")
+    assert not other("절도 dui")  # another script: not a Latin text at all
+    assert not other("12345")
