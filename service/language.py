@@ -73,8 +73,12 @@ def written_in_another_latin_language(text: str) -> bool:
         return True
     if not any(ch.isalpha() for ch in text):
         return False
-    english = dict(_identifier().rank(text)).get("en", 0.0)
-    return float(english) < _ENGLISH_AT_LEAST
+    ranked = _identifier().rank(text)
+    english = dict(ranked).get("en", 0.0)
+    top, top_probability = ranked[0]
+    return float(english) < _ENGLISH_AT_LEAST or (
+        top == "vi" and float(top_probability) >= _UNMARKED_VIETNAMESE_AT
+    )
 
 
 def in_other_script(text: str) -> bool:
@@ -86,6 +90,9 @@ def in_other_script(text: str) -> bool:
 # Below this probability of English (py3langid, over CANDIDATES), a Latin text is written in
 # another language.
 _ENGLISH_AT_LEAST = 0.005
+# Vietnamese typed without marks ("toi cuop tai san") often leaves English likely enough; read
+# as Vietnamese at 0.5 or more, it is Vietnamese (no national-list text is).
+_UNMARKED_VIETNAMESE_AT = 0.5
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ the same way.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import re
 import unicodedata
@@ -160,34 +161,49 @@ class Normalizer:
         t = _PUNCT.sub(" ", t)
         t = _SPACES.sub(" ", t).strip()
         glosses = self.glossary.glosses(t) if self.glossary is not None else []
+        # Abbreviations and shorthand are English readings: a text in another Latin-script
+        # language keeps its words (Spanish "para" is not "paraphernalia", Indonesian "bab"
+        # (chapter) not "baby", unmarked Vietnamese "toi" (offence) not "toilet"). The
+        # identifier runs at most once a text, and only when one of them would rewrite it.
+        foreign = _Once(functools.partial(written_in_another_latin_language, t))
         if self.expand:
             t = _WITH_SLASH.sub("with ", t)
         if self._pattern is not None:
-            t = self._pattern.sub(self._expander(t), t)
+            t = self._pattern.sub(self._expander(foreign), t)
         t = _LONE_MARKS.sub(" ", t)
         t = t.replace("/", " / ")
         t = _SPACES.sub(" ", t).strip()
         if self.shorthand is not None:
-            t = self.shorthand(t)
+            read = self.shorthand(t)
+            if read != t and not foreign():
+                t = read
         return " ".join([t, *glosses]) if glosses else t
 
-    def _expander(self, text: str) -> Callable[[re.Match[str]], str]:
-        """Replacement for the table's matches in ``text``. English shorthand is left as written
-        in a text of another Latin-script language: Spanish "para" is not "paraphernalia", nor
-        unmarked Vietnamese "dam" (stab) "damage". The identifier runs at most once a text, and
-        only when an English key is present."""
-        other: list[bool] = []
+    def _expander(self, foreign: Callable[[], bool]) -> Callable[[re.Match[str]], str]:
+        """Replacement for the table's matches: English shorthand rows (see
+        :data:`ENGLISH_SHORTHAND`) are left as written in a text ``foreign()`` says is in
+        another language; a table of another jurisdiction expands in any text."""
 
         def expand(match: re.Match[str]) -> str:
             key = match.group(0)
-            if key in self._english:
-                if not other:
-                    other.append(written_in_another_latin_language(text))
-                if other[0]:
-                    return key
+            if key in self._english and foreign():
+                return key
             return self.abbreviations[key]
 
         return expand
+
+
+class _Once:
+    """A yes/no answer computed on first use and kept."""
+
+    def __init__(self, compute: Callable[[], bool]) -> None:
+        self._compute = compute
+        self._answer: bool | None = None
+
+    def __call__(self) -> bool:
+        if self._answer is None:
+            self._answer = self._compute()
+        return self._answer
 
 
 def glossary_term_form(term: str) -> str:

@@ -101,11 +101,25 @@ def test_a_users_table_for_another_language_expands_in_that_language(tmp_path: P
     assert "paraphernalia" not in n("Hom. culposo para evitar la detención")
 
 
+def test_shorthand_is_not_read_into_texts_in_other_latin_languages():
+    from service.shorthand import ShorthandResolver
+
+    resolver = ShorthandResolver({"baby": 5, "toilet": 5, "cause": 5, "conduct": 5, "during": 5})
+    norm = Normalizer({}, shorthand=resolver)
+    # Indonesian "bab" is a chapter of the code; unmarked Vietnamese "toi" is an offence.
+    indonesian = "kuhp bab perampasan kemerdekaan menculik orang dengan maksud menguasai"
+    assert norm(indonesian) == indonesian
+    vietnamese = "khoi to toi cuop tai san tai cua hang tien loi dung dao doa thu ngan"
+    assert norm(vietnamese) == vietnamese
+    assert norm("DISORDERLY CONDCT DRNG") == "disorderly conduct during"
+
+
 def test_another_latin_language_is_told_by_english_improbability():
     from service.language import written_in_another_latin_language as other
 
     assert other("robo de auto estacionado con violencia")
     assert other("trộm cắp tài sản")
+    assert other("khoi to toi cuop tai san tai cua hang tien loi")  # Vietnamese without marks
     assert not other("dui alcohol .08")
     assert not other("explo depot w/o permit")
     assert not other("절도 dui")  # another script: not a Latin text at all
