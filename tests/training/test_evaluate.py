@@ -54,6 +54,9 @@ def test_evaluate_names_the_missing_column_of_a_labelled_file(tmp_path):
 
 @pytest.mark.slow
 def test_full_evaluation_compares_against_both_baselines(tiny_registry, shared_dir, tmp_path):
+    # The baselines read the ICCS manual's texts: a clone without ../shared beside it skips.
+    if not (shared_dir / "iccs" / "iccs_v1.csv").exists():
+        pytest.skip("../shared not present")
     from training.evaluate import ABLATIONS, full_evaluation
 
     settings = Settings(registry_dir=tiny_registry, data_dir=shared_dir)
