@@ -574,6 +574,7 @@ def evaluate_command(
             {"model_version": sim["model_version"]}
             | _pooled_figures(sim)
             | {"table_policy": _pooled_figures(sim["table_policy"])}
+            | {"ceiling": sim["ceiling"]}
         )
     if input_path is not None:
         result = evaluate_file(settings, version, input_path)

@@ -73,16 +73,27 @@ class ScoreParts:
     emb: np.ndarray  # (n, d) unit rows in the space of the fold's nearest-example index
     weight: float
     temperature: float
+    # Extra weight on a decided entry's similarity where it beats the training examples'
+    # (decisions of the same list say more than training rows of other lists).
+    decided_weight: float = 0.0
 
     def proba(self, sim: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Probabilities of ``rows`` (all by default) with per-class similarities ``sim``."""
+        """Probabilities of ``rows`` (all by default) with per-class similarities ``sim`` (the
+        better of training and decided examples)."""
         head = self.head if rows is None else self.head[rows]
-        return np.asarray(softmax((head + self.weight * sim) / self.temperature, axis=1))
+        train = self.train_sim if rows is None else self.train_sim[rows]
+        logits = head + self.weight * sim + self.decided_weight * (sim - train)
+        return np.asarray(softmax(logits / self.temperature, axis=1))
 
     def subset(self, rows: np.ndarray) -> ScoreParts:
         """The pieces of some rows."""
         return ScoreParts(
-            self.head[rows], self.train_sim[rows], self.emb[rows], self.weight, self.temperature
+            self.head[rows],
+            self.train_sim[rows],
+            self.emb[rows],
+            self.weight,
+            self.temperature,
+            self.decided_weight,
         )
 
 
@@ -308,6 +319,43 @@ def context_confidence(data: SourceData, classes: np.ndarray) -> tuple[np.ndarra
     return proba[np.arange(len(top)), top], top == gold
 
 
+def budget_cover(conf: np.ndarray, right: np.ndarray, budget: int | float) -> int:
+    """Entries in the largest top-confidence set whose wrong codes number at most ``budget``
+    (the best threshold in hindsight; ties go in together)."""
+    order = np.argsort(-conf, kind="stable")
+    c, errors = conf[order], np.cumsum(~right[order].astype(bool))
+    last_of_ties = np.r_[c[1:] != c[:-1], True] if len(c) else np.zeros(0, bool)
+    good = np.flatnonzero((errors <= budget) & last_of_ties)
+    return int(good[-1] + 1) if len(good) else 0
+
+
+def table_ceiling(data: SourceData, classes: np.ndarray, target: float) -> dict[str, float]:
+    """The most of a list this scorer could code in a table right at ``target``, whatever
+    the queue order or the thresholds: the entries above the best confidence threshold in
+    hindsight whose wrong codes fit the table's error budget, with the model alone and with
+    every other entry of the list decided (the most evidence decisions can bring). What
+    decisions it leaves (1 - machine share) is a floor for the simulation's mechanisms."""
+    n = len(data.truth)
+    budget = (1.0 - target) * n
+    start = budget_cover(data.conf, classes[data.top] == data.truth, budget)
+    out = {"rows": n, "machine_at_start": round(start / n, 4) if n else 0.0}
+    if data.parts is not None:
+        conf, right = context_confidence(data, classes)
+        decided = budget_cover(conf, right, budget)
+        out["machine_all_others_decided"] = round(decided / n, 4) if n else 0.0
+    return out
+
+
+def pool_ceilings(ceilings: list[dict[str, float]]) -> dict[str, float]:
+    """Row-weighted pooled ceilings of several lists."""
+    rows = sum(int(c["rows"]) for c in ceilings)
+    out: dict[str, float] = {"rows": rows}
+    for key in ("machine_at_start", "machine_all_others_decided"):
+        if rows and all(key in c for c in ceilings):
+            out[key] = round(sum(c[key] * c["rows"] for c in ceilings) / rows, 4)
+    return out
+
+
 def fit_rules(
     sources: dict[str, SourceData],
     classes: np.ndarray,
@@ -399,16 +447,21 @@ class Learning:
         """Per row and class: the similarity to a decided entry of that class at which the
         row is re-scored with a confidence in it that reaches the threshold (inf: never)."""
         p, t = self.parts, min(self.threshold, 1.0 - 1e-9)
-        if p.weight <= 0:
+        slope = p.weight + p.decided_weight  # a decided similarity's weight in the logit
+        if slope <= 0:
             return np.full((len(rows), self.sim.shape[1]), np.inf)
-        head = p.head[rows]
-        z = (head + p.weight * self.sim[rows]) / p.temperature
+        head, train = p.head[rows], p.train_sim[rows]
+        z = (head + p.weight * self.sim[rows] + p.decided_weight * (self.sim[rows] - train)) / (
+            p.temperature
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             # log of the other classes' summed exp(z): logsumexp(z) + log(1 - p_c)
             rest = logsumexp(z, axis=1, keepdims=True) + np.log1p(
                 -np.minimum(self.proba[rows], 1 - 1e-12)
             )
-            need = (p.temperature * (rest + np.log(t / (1 - t))) - head) / p.weight
+            need = (
+                p.temperature * (rest + np.log(t / (1 - t))) - head + p.decided_weight * train
+            ) / slope
         # A decision re-scores an entry only where it beats the similarity the class has.
         return np.where(np.isfinite(need), np.maximum(need, self.sim[rows]), np.inf)
 
@@ -686,10 +739,12 @@ def simulate_review(
         "pooled": {},
     }
     curves: dict[str, list[Curve]] = {o: [] for o in ORDERS}
+    ceilings = []
     for name in sorted(sources):
         others = {k: v for k, v in sources.items() if k != name}
         rules = fit_rules(others, classes, target, learn, carry, policy)
-        out["per_source"][name] = {"rules": rules.__dict__}
+        ceilings.append(table_ceiling(sources[name], classes, target))
+        out["per_source"][name] = {"rules": rules.__dict__, "ceiling": ceilings[-1]}
         for order in ORDERS:
             extra: dict[str, Any] = {}
             if order == "value":
@@ -706,6 +761,7 @@ def simulate_review(
         )
     for order in ORDERS:
         out["pooled"][order] = pool(curves[order])
+    out["ceiling"] = pool_ceilings(ceilings)
     return out
 
 
@@ -829,6 +885,42 @@ def _per_list_rows(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ceiling_rows(result: dict[str, Any]) -> list[str]:
+    """Markdown: per list, the most this scorer could code in a table at the target (the best
+    threshold in hindsight), at the start and with every other entry decided."""
+    run = result.get("table_policy", result)
+    lines = [
+        "## How far decisions could go",
+        "",
+        f"The most of each list the scorer could code in a table right at "
+        f"{result['target_precision']:.2f}, whatever the queue order or thresholds: the entries "
+        "above the best confidence threshold in hindsight whose wrong codes fit the table's "
+        "error budget, with the model alone and with every other entry of the list decided "
+        "(the most evidence decisions can bring; ``table_ceiling``). One minus the latter is, "
+        "in effect, a floor on the decisions this scorer needs in any queue order; the value "
+        "order's decisions under the table target beside it.",
+        "",
+        "| list | rows | machine at start | machine, rest decided | decisions at least "
+        "| value order decided |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(result["per_source"].items()):
+        c = r["ceiling"]
+        lines.append(
+            f"| {name} | {c['rows']} | {c['machine_at_start']:.1%} | "
+            f"{c['machine_all_others_decided']:.1%} | "
+            f"{1 - c['machine_all_others_decided']:.1%} | "
+            f"{run['per_source'][name]['value']['decision_share']:.1%} |"
+        )
+    c = result["ceiling"]
+    lines.append(
+        f"| **pooled** | {c['rows']} | {c['machine_at_start']:.1%} | "
+        f"{c['machine_all_others_decided']:.1%} | {1 - c['machine_all_others_decided']:.1%} | "
+        f"{run['pooled']['value']['decision_share_weighted']:.1%} |"
+    )
+    return lines
+
+
 def review_simulation_table(result: dict[str, Any]) -> str:
     """Markdown: decisions needed to code each list whole, per queue order (and, when the
     result has one, the same under the ``table`` policy)."""
@@ -860,6 +952,8 @@ def review_simulation_table(result: dict[str, Any]) -> str:
             "",
             *_per_list_rows(result["table_policy"]),
         ]
+    if result.get("ceiling", {}).get("machine_all_others_decided") is not None:
+        lines += ["", *_ceiling_rows(result)]
     if result.get("variants"):
         lines += [
             "",

@@ -124,7 +124,17 @@ def test_simulate_review_writes_the_curves_and_compares_three_queue_orders(
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert set(summary) == {"model_version", "confidence", "random", "value", "table_policy"}
+    assert set(summary) == {
+        "model_version",
+        "confidence",
+        "random",
+        "value",
+        "table_policy",
+        "ceiling",
+    }
+    ceiling = summary["ceiling"]
+    assert 0.0 <= ceiling["machine_at_start"] <= 1.0
+    assert 0.0 <= ceiling["machine_all_others_decided"] <= 1.0
     full = json.loads((out / "review_simulation.json").read_text())
     assert full["target_precision"] == 0.97
     assert full["table_policy"]["mechanism"]["policy"] == "table"
@@ -135,5 +145,6 @@ def test_simulate_review_writes_the_curves_and_compares_three_queue_orders(
             assert 0.0 <= pooled["decision_share_weighted"] <= 1.0
     assert (out / "review_simulation.png").stat().st_size > 0
     report = (out / "review_simulation.md").read_text()
-    assert report.count("| **pooled** |") == 2
+    assert report.count("| **pooled** |") == 3
     assert "## The target on the finished table" in report
+    assert "## How far decisions could go" in report

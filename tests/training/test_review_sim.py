@@ -13,15 +13,19 @@ from training.review_sim import (
     Rules,
     ScoreParts,
     SourceData,
+    budget_cover,
     budget_threshold,
     context_confidence,
     fit_rules,
     list_threshold,
     pool,
+    pool_ceilings,
+    review_simulation_table,
     simulate,
     simulate_held_out_lists,
     simulate_review,
     summarise,
+    table_ceiling,
     threshold_for,
     unit_rows,
 )
@@ -65,6 +69,55 @@ def test_budget_threshold_spends_the_error_budget_on_the_whole_list() -> None:
     assert budget_threshold(scores, correct, 0.02) == pytest.approx(scores[49])
     assert budget_threshold(scores, correct, 0.05) == pytest.approx(scores[99])
     assert budget_threshold(scores[:30], np.zeros(30, bool), 0.01) > 1.0  # nothing to spend
+
+
+def test_budget_cover_takes_the_best_threshold_in_hindsight() -> None:
+    conf = np.array([0.9, 0.8, 0.8, 0.7, 0.6, 0.5])
+    right = np.array([True, False, True, True, False, True])
+    assert budget_cover(conf, right, 0) == 1  # the tie at 0.8 holds a wrong code
+    assert budget_cover(conf, right, 1) == 4  # up to 0.7; 0.6 is the second error
+    assert budget_cover(conf, right, 2) == 6
+    assert budget_cover(conf[1:3], right[1:3], 0) == 0
+
+
+def test_the_ceiling_counts_what_decisions_on_the_rest_could_bring() -> None:
+    # Twins of 0201 and a lone 0501, the model unsure of all (its top is 0101): alone it codes
+    # none in a table with no room for errors; with the rest decided each twin is sure and
+    # right, and the lone entry stays wrong.
+    data = _parts_list(
+        [_axis(0), _axis(0, 0.05), _axis(1)], ["0201", "0201", "0501"], np.zeros((3, 3))
+    )
+    ceiling = table_ceiling(data, CLASSES, target=1.0)
+    assert ceiling["rows"] == 3
+    assert ceiling["machine_at_start"] == 0.0
+    assert ceiling["machine_all_others_decided"] == pytest.approx(2 / 3, abs=1e-4)
+    # Without the scorer's pieces only the start can be told.
+    plain = SourceData(data.proba, data.truth, data.emb)
+    assert "machine_all_others_decided" not in table_ceiling(plain, CLASSES, 1.0)
+    pooled = pool_ceilings([ceiling, ceiling | {"rows": 6, "machine_all_others_decided": 0.0}])
+    assert pooled["rows"] == 9
+    assert pooled["machine_all_others_decided"] == pytest.approx(2 / 9, abs=1e-4)
+
+
+def test_the_report_sets_each_list_against_its_ceiling() -> None:
+    rng = np.random.default_rng(11)
+    lists = {}
+    for k in range(3):
+        base = _clustered_list(rng, (6, 6, 6))
+        n = len(base.truth)
+        parts = ScoreParts(np.zeros((n, 3)), np.full((n, 3), 0.5), base.emb, 10.0, 1.0)
+        lists[f"list{k}"] = SourceData.from_parts(parts, base.truth)
+    result = simulate_review(lists, CLASSES, target=0.97)
+    result["table_policy"] = simulate_review(lists, CLASSES, target=0.97, policy="table")
+    assert result["ceiling"]["rows"] == 54
+    report = review_simulation_table(result)
+    assert "## How far decisions could go" in report
+    c = result["per_source"]["list0"]["ceiling"]
+    value = result["table_policy"]["per_source"]["list0"]["value"]["decision_share"]
+    assert (
+        f"| list0 | 18 | {c['machine_at_start']:.1%} | {c['machine_all_others_decided']:.1%} | "
+        f"{1 - c['machine_all_others_decided']:.1%} | {value:.1%} |"
+    ) in report
 
 
 def _scored_list(rng: np.random.Generator, n: int) -> SourceData:
@@ -265,13 +318,19 @@ def test_learnt_codes_are_counted_in_the_precision() -> None:
     assert pooled["machine_precision"] == 0.0
 
 
-def test_the_learning_gain_is_kept_equal_to_its_definition() -> None:
+@pytest.mark.parametrize("decided_weight", [0.0, 4.0])
+def test_the_learning_gain_is_kept_equal_to_its_definition(decided_weight: float) -> None:
     rng = np.random.default_rng(8)
     n, k = 60, 3
     lab = rng.integers(0, k, n)
     emb = unit_rows(np.eye(8)[lab] + 0.5 * rng.standard_normal((n, 8))).astype(np.float32)
     parts = ScoreParts(
-        0.5 * rng.standard_normal((n, k)), rng.uniform(0.2, 0.6, (n, k)), emb, 5.0, 1.0
+        0.5 * rng.standard_normal((n, k)),
+        rng.uniform(0.2, 0.6, (n, k)),
+        emb,
+        5.0,
+        1.0,
+        decided_weight,
     )
     pending = np.ones(n, bool)
     learning = Learning(parts, 0.8, pending, tolerance=0.0)
