@@ -336,13 +336,26 @@ def table_ceiling(data: SourceData, classes: np.ndarray, target: float) -> dict[
     every other entry of the list decided (the most evidence decisions can bring). What
     decisions it leaves (1 - machine share) is a floor for the simulation's mechanisms."""
     n = len(data.truth)
+    if n == 0:
+        return {"rows": 0, "machine_at_start": 0.0}
     budget = (1.0 - target) * n
-    start = budget_cover(data.conf, classes[data.top] == data.truth, budget)
-    out = {"rows": n, "machine_at_start": round(start / n, 4) if n else 0.0}
+    right_at_start = classes[data.top] == data.truth
+    out = {
+        "rows": n,
+        "machine_at_start": round(budget_cover(data.conf, right_at_start, budget) / n, 4),
+        "right_at_start": round(float(right_at_start.mean()), 4),
+    }
+    if n > 1:
+        # How often an entry's nearest entry of its own list has its code: what a decision
+        # on the one can teach about the other.
+        sim = data.emb @ data.emb.T
+        np.fill_diagonal(sim, -np.inf)
+        nearest = np.argmax(sim, axis=1)
+        out["nearest_shares_code"] = round(float((data.truth[nearest] == data.truth).mean()), 4)
     if data.parts is not None:
         conf, right = context_confidence(data, classes)
-        decided = budget_cover(conf, right, budget)
-        out["machine_all_others_decided"] = round(decided / n, 4) if n else 0.0
+        out["machine_all_others_decided"] = round(budget_cover(conf, right, budget) / n, 4)
+        out["right_all_others_decided"] = round(float(right.mean()), 4)
     return out
 
 
@@ -350,7 +363,13 @@ def pool_ceilings(ceilings: list[dict[str, float]]) -> dict[str, float]:
     """Row-weighted pooled ceilings of several lists."""
     rows = sum(int(c["rows"]) for c in ceilings)
     out: dict[str, float] = {"rows": rows}
-    for key in ("machine_at_start", "machine_all_others_decided"):
+    for key in (
+        "machine_at_start",
+        "machine_all_others_decided",
+        "right_at_start",
+        "right_all_others_decided",
+        "nearest_shares_code",
+    ):
         if rows and all(key in c for c in ceilings):
             out[key] = round(sum(c[key] * c["rows"] for c in ceilings) / rows, 4)
     return out
@@ -898,26 +917,29 @@ def _ceiling_rows(result: dict[str, Any]) -> list[str]:
         "error budget, with the model alone and with every other entry of the list decided "
         "(the most evidence decisions can bring; ``table_ceiling``). One minus the latter is, "
         "in effect, a floor on the decisions this scorer needs in any queue order; the value "
-        "order's decisions under the table target beside it.",
+        "order's decisions under the table target beside it. Then the share of top codes "
+        "right, at the start and with the rest decided, and how often an entry's nearest "
+        "entry of its list shares its code (what one decision can teach about another).",
         "",
         "| list | rows | machine at start | machine, rest decided | decisions at least "
-        "| value order decided |",
-        "|---|---|---|---|---|---|",
+        "| value order decided | right at start | right, rest decided | nearest shares code |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in sorted(result["per_source"].items()):
-        c = r["ceiling"]
-        lines.append(
+
+    def row(name: str, c: dict[str, float], decided: float) -> str:
+        return (
             f"| {name} | {c['rows']} | {c['machine_at_start']:.1%} | "
             f"{c['machine_all_others_decided']:.1%} | "
-            f"{1 - c['machine_all_others_decided']:.1%} | "
-            f"{run['per_source'][name]['value']['decision_share']:.1%} |"
+            f"{1 - c['machine_all_others_decided']:.1%} | {decided:.1%} | "
+            f"{c.get('right_at_start', float('nan')):.3f} | "
+            f"{c.get('right_all_others_decided', float('nan')):.3f} | "
+            f"{c.get('nearest_shares_code', float('nan')):.3f} |"
         )
-    c = result["ceiling"]
-    lines.append(
-        f"| **pooled** | {c['rows']} | {c['machine_at_start']:.1%} | "
-        f"{c['machine_all_others_decided']:.1%} | {1 - c['machine_all_others_decided']:.1%} | "
-        f"{run['pooled']['value']['decision_share_weighted']:.1%} |"
-    )
+
+    for name, r in sorted(result["per_source"].items()):
+        lines.append(row(name, r["ceiling"], run["per_source"][name]["value"]["decision_share"]))
+    pooled = run["pooled"]["value"]["decision_share_weighted"]
+    lines.append(row("**pooled**", result["ceiling"], pooled))
     return lines
 
 

@@ -91,6 +91,10 @@ def test_the_ceiling_counts_what_decisions_on_the_rest_could_bring() -> None:
     assert ceiling["rows"] == 3
     assert ceiling["machine_at_start"] == 0.0
     assert ceiling["machine_all_others_decided"] == pytest.approx(2 / 3, abs=1e-4)
+    assert ceiling["right_at_start"] == 0.0
+    assert ceiling["right_all_others_decided"] == pytest.approx(2 / 3, abs=1e-4)
+    # The twins are each other's nearest entry; the lone entry's nearest has another code.
+    assert ceiling["nearest_shares_code"] == pytest.approx(2 / 3, abs=1e-4)
     # Without the scorer's pieces only the start can be told.
     plain = SourceData(data.proba, data.truth, data.emb)
     assert "machine_all_others_decided" not in table_ceiling(plain, CLASSES, 1.0)
@@ -116,7 +120,9 @@ def test_the_report_sets_each_list_against_its_ceiling() -> None:
     value = result["table_policy"]["per_source"]["list0"]["value"]["decision_share"]
     assert (
         f"| list0 | 18 | {c['machine_at_start']:.1%} | {c['machine_all_others_decided']:.1%} | "
-        f"{1 - c['machine_all_others_decided']:.1%} | {value:.1%} |"
+        f"{1 - c['machine_all_others_decided']:.1%} | {value:.1%} | "
+        f"{c['right_at_start']:.3f} | {c['right_all_others_decided']:.3f} | "
+        f"{c['nearest_shares_code']:.3f} |"
     ) in report
 
 
