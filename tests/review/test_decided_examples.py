@@ -187,7 +187,8 @@ def test_a_retirement_reaches_other_instances_at_their_next_request(
     first, second = coders
     item = decide(store, first, DECIDED, "correct", CODE)
     second.sync_decided()
-    decide(store, first, "a bicycle was taken from the shed at night", "correct", "050211")
+    # A decision on an unrelated act (traffic, not theft), so only the first can drive SIMILAR.
+    decide(store, first, "drove through a red light on the ring road", "correct", "0907")
     second.sync_decided()  # the watermark moves past the first decision
     assert second.rescore([SIMILAR])[0].relied_on == [item]
     store.memory_retire("admin", item_id=item)
